@@ -1,0 +1,1 @@
+//! OTLP receivers (gRPC and HTTP), the one ingest path, batching, spool and writer.

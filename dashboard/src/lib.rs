@@ -1,0 +1,1 @@
+//! The dashboard: routes, views, queries, templates and the alert evaluator.

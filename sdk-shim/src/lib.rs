@@ -1,0 +1,1 @@
+//! The provider proxy: forwards OpenAI/Anthropic calls and captures them as spans.
