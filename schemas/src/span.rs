@@ -149,6 +149,10 @@ pub struct Message {
     /// For output messages: this choice's finish reason.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub finish_reason: String,
+    /// Reasoning / thinking text the model exposed, kept apart from `content` so that
+    /// `content` stays the answer (what output validation reads).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reasoning: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

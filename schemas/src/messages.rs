@@ -1,0 +1,427 @@
+//! Turning chat content of any shape into canonical [`Message`]s.
+//!
+//! One tolerant reader serves every convention: OTel GenAI `parts` messages
+//! (`{role, parts:[{type:text|tool_call|tool_call_response|reasoning,...}]}`),
+//! OpenAI chat messages (`content` string or parts, `tool_calls`), Anthropic content
+//! blocks (`text`, `tool_use`, `tool_result`, `thinking`), Responses API items,
+//! Gemini `parts`, legacy log-record bodies, and OpenInference / OpenLLMetry
+//! flattened messages once unflattened (their `message` / `tool_call` /
+//! `message_content` wrappers are peeled here).
+//!
+//! Invariants: never panics; unknown part types are skipped, never guessed into text;
+//! reasoning goes to `Message::reasoning`, never into `content` (validation reads
+//! `content` as the model's answer).
+
+use serde_json::{Map, Value};
+
+use crate::attrs::json_scalar_to_string;
+use crate::span::{Message, ToolCall};
+
+/// Parse a list of messages (array, single object, or a bare string as one message).
+pub fn messages_from_value(v: &Value, default_role: &str) -> Vec<Message> {
+    match v {
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|m| message_from_value(m, default_role))
+            .collect(),
+        Value::Object(_) => message_from_value(v, default_role).into_iter().collect(),
+        Value::String(s) if !s.is_empty() => vec![Message {
+            role: default_role.to_owned(),
+            content: s.clone(),
+            ..Message::default()
+        }],
+        _ => Vec::new(),
+    }
+}
+
+/// System instructions (`gen_ai.system_instructions`, Anthropic `system`, Responses
+/// `instructions`): a string or a list of parts, as one `system` message.
+pub fn system_message(v: &Value) -> Option<Message> {
+    let mut m = Message {
+        role: "system".to_owned(),
+        ..Message::default()
+    };
+    match v {
+        Value::String(s) => m.content = s.clone(),
+        Value::Array(parts) => {
+            for p in parts {
+                add_part(&mut m, p);
+            }
+        }
+        Value::Object(_) => add_part(&mut m, v),
+        _ => {}
+    }
+    (!is_empty(&m)).then_some(m)
+}
+
+/// One message from any supported shape; `None` when it carries nothing.
+pub fn message_from_value(v: &Value, default_role: &str) -> Option<Message> {
+    let obj = match v {
+        Value::Object(o) => peel(o, "message"),
+        Value::String(s) if !s.is_empty() => {
+            return Some(Message {
+                role: default_role.to_owned(),
+                content: s.clone(),
+                ..Message::default()
+            });
+        }
+        _ => return None,
+    };
+    let mut m = Message {
+        role: str_field(obj, &["role"]).unwrap_or_else(|| default_role.to_owned()),
+        ..Message::default()
+    };
+    // Responses API items carry their kind in `type` instead of a role.
+    match str_field(obj, &["type"]).as_deref() {
+        Some("function_call") => {
+            m.role = "assistant".to_owned();
+            add_part(&mut m, v);
+            return Some(m);
+        }
+        Some("function_call_output") => {
+            m.role = "tool".to_owned();
+            add_part(&mut m, v);
+            return Some(m);
+        }
+        Some("reasoning") if obj.get("role").is_none() => {
+            m.role = "assistant".to_owned();
+            add_part(&mut m, v);
+            return (!is_empty(&m)).then_some(m);
+        }
+        _ => {}
+    }
+    for key in ["content", "parts", "contents"] {
+        match obj.get(key) {
+            Some(Value::String(s)) => push_text(&mut m.content, s),
+            Some(Value::Array(parts)) => {
+                for p in parts {
+                    add_part(&mut m, p);
+                }
+            }
+            Some(p @ Value::Object(_)) => add_part(&mut m, p),
+            _ => {}
+        }
+    }
+    if let Some(Value::Array(calls)) = obj.get("tool_calls") {
+        // OpenInference repeats tool calls in `contents`; keep one copy.
+        let before = m.tool_calls.len();
+        for c in calls {
+            if let Some(tc) = tool_call_from(c)
+                && !m.tool_calls[..before].iter().any(|t| same_call(t, &tc))
+            {
+                m.tool_calls.push(tc);
+            }
+        }
+    }
+    if let Some(id) = str_field(obj, &["tool_call_id", "tool_use_id", "call_id"]) {
+        m.tool_call_id = id;
+    } else if m.role == "tool"
+        && let Some(id) = str_field(obj, &["id"])
+    {
+        m.tool_call_id = id;
+    }
+    if let Some(r) = str_field(obj, &["finish_reason", "stop_reason"]) {
+        m.finish_reason = r;
+    }
+    (!is_empty(&m) || obj.contains_key("role")).then_some(m)
+}
+
+/// Add one content part / block to a message.
+fn add_part(m: &mut Message, part: &Value) {
+    let obj = match part {
+        Value::String(s) => {
+            push_text(&mut m.content, s);
+            return;
+        }
+        Value::Object(o) => peel(o, "message_content"),
+        _ => return,
+    };
+    let kind = str_field(obj, &["type"]).unwrap_or_default();
+    match kind.as_str() {
+        "text" | "input_text" | "output_text" | "" => {
+            if let Some(t) = str_field(obj, &["text", "content"]) {
+                push_text(&mut m.content, &t);
+            } else if let Some(fc) = obj.get("functionCall").or_else(|| obj.get("function_call")) {
+                // Gemini: `{functionCall: {name, args}}` parts have no type.
+                if let Some(tc) = tool_call_from(fc) {
+                    m.tool_calls.push(tc);
+                }
+            } else if let Some(fr) = obj.get("functionResponse") {
+                push_text(&mut m.content, &json_text(fr.get("response").unwrap_or(fr)));
+            } else if obj.contains_key("tool_call")
+                && let Some(tc) = tool_call_from(part)
+            {
+                push_unique(&mut m.tool_calls, tc);
+            }
+        }
+        "reasoning" | "thinking" => {
+            if let Some(t) = str_field(obj, &["content", "thinking", "text"]) {
+                push_text(&mut m.reasoning, &t);
+            } else if let Some(Value::Array(summary)) = obj.get("summary") {
+                for s in summary {
+                    if let Some(t) = s.get("text").and_then(Value::as_str) {
+                        push_text(&mut m.reasoning, t);
+                    }
+                }
+            }
+        }
+        "tool_call" | "tool_use" | "function_call" | "function" | "server_tool_use" => {
+            if let Some(tc) = tool_call_from(part) {
+                push_unique(&mut m.tool_calls, tc);
+            }
+        }
+        "tool_call_response" | "tool_result" | "function_call_output" => {
+            if let Some(id) = str_field(obj, &["id", "tool_use_id", "call_id", "tool_call_id"]) {
+                m.tool_call_id = id;
+            }
+            let body = obj
+                .get("response")
+                .or_else(|| obj.get("content"))
+                .or_else(|| obj.get("output"));
+            if let Some(b) = body {
+                match b {
+                    // Anthropic tool_result content may itself be a list of text blocks.
+                    Value::Array(inner) => {
+                        for p in inner {
+                            add_part(m, p);
+                        }
+                    }
+                    other => push_text(&mut m.content, &json_text(other)),
+                }
+            }
+        }
+        // Images, audio, files, blobs, redacted thinking, signatures: not text.
+        _ => {}
+    }
+}
+
+/// A tool call from OpenAI (`{id, function:{name, arguments}}`), OTel parts
+/// (`{id, name, arguments}`), Anthropic (`{id, name, input}`), Gemini (`{name, args}`),
+/// Responses (`{call_id, name, arguments}`) or OpenInference (`{tool_call:{...}}`).
+pub fn tool_call_from(v: &Value) -> Option<ToolCall> {
+    let obj = peel(v.as_object()?, "tool_call");
+    let func = obj.get("function").and_then(Value::as_object);
+    let name = func
+        .and_then(|f| str_field(f, &["name"]))
+        .or_else(|| str_field(obj, &["name"]))?;
+    let args = func
+        .and_then(|f| f.get("arguments"))
+        .or_else(|| obj.get("arguments"))
+        .or_else(|| obj.get("input"))
+        .or_else(|| obj.get("args"))
+        .map(json_text)
+        .unwrap_or_default();
+    Some(ToolCall {
+        id: str_field(obj, &["id", "call_id"]).unwrap_or_default(),
+        name,
+        arguments: args,
+    })
+}
+
+/// The text a value stands for: strings as they are, structures as compact JSON.
+pub fn json_text(v: &Value) -> String {
+    json_scalar_to_string(v)
+}
+
+fn push_unique(calls: &mut Vec<ToolCall>, tc: ToolCall) {
+    if !calls.iter().any(|t| same_call(t, &tc)) {
+        calls.push(tc);
+    }
+}
+
+fn same_call(a: &ToolCall, b: &ToolCall) -> bool {
+    a.name == b.name && (a.id == b.id || a.id.is_empty() || b.id.is_empty())
+}
+
+/// OpenInference wraps each item in a single-key object (`{"message": {...}}`).
+fn peel<'v>(o: &'v Map<String, Value>, wrapper: &str) -> &'v Map<String, Value> {
+    match o.get(wrapper) {
+        Some(Value::Object(inner)) if o.len() == 1 => inner,
+        _ => o,
+    }
+}
+
+fn str_field(o: &Map<String, Value>, keys: &[&str]) -> Option<String> {
+    keys.iter().filter_map(|k| o.get(*k)).find_map(|v| match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+fn push_text(buf: &mut String, s: &str) {
+    if s.is_empty() {
+        return;
+    }
+    if !buf.is_empty() {
+        buf.push('\n');
+    }
+    buf.push_str(s);
+}
+
+fn is_empty(m: &Message) -> bool {
+    m.content.is_empty() && m.tool_calls.is_empty() && m.reasoning.is_empty()
+}
+
+/// Messages of a provider request body (OpenInference `input.value`): Anthropic
+/// `system`, Responses `instructions` / `input`, chat `messages`, completion
+/// `prompt`, embeddings `input`, Gemini `contents`.
+pub fn request_body_messages(body: &Value) -> Vec<Message> {
+    let mut out = Vec::new();
+    let Some(obj) = body.as_object() else {
+        return messages_from_value(body, "user");
+    };
+    for key in ["system", "instructions", "system_instruction"] {
+        if let Some(m) = obj.get(key).and_then(system_message) {
+            out.push(m);
+        }
+    }
+    for key in ["messages", "contents", "input", "prompt"] {
+        if let Some(v) = obj.get(key) {
+            out.extend(messages_from_value(v, "user"));
+        }
+    }
+    out
+}
+
+/// Messages of a provider response body (OpenInference `output.value`): chat
+/// `choices[].message` / completion `choices[].text`, an Anthropic message, Responses
+/// `output[]`, Gemini `candidates[].content`.
+pub fn response_body_messages(body: &Value) -> Vec<Message> {
+    let Some(obj) = body.as_object() else {
+        return messages_from_value(body, "assistant");
+    };
+    let mut out = Vec::new();
+    if let Some(Value::Array(choices)) = obj.get("choices") {
+        for c in choices {
+            let inner = c.get("message").or_else(|| c.get("delta"));
+            let mut m = match (inner, c.get("text")) {
+                (Some(msg), _) => message_from_value(msg, "assistant"),
+                (None, Some(Value::String(t))) => {
+                    message_from_value(&Value::String(t.clone()), "assistant")
+                }
+                _ => None,
+            };
+            if let (Some(m), Some(r)) = (m.as_mut(), c.get("finish_reason").and_then(Value::as_str))
+            {
+                m.finish_reason = r.to_owned();
+            }
+            out.extend(m);
+        }
+    } else if let Some(Value::Array(items)) = obj.get("output") {
+        out.extend(
+            items
+                .iter()
+                .filter_map(|i| message_from_value(i, "assistant")),
+        );
+    } else if let Some(Value::Array(cands)) = obj.get("candidates") {
+        for c in cands {
+            let mut m = c
+                .get("content")
+                .and_then(|x| message_from_value(x, "assistant"));
+            if let Some(m) = m.as_mut() {
+                if m.role == "model" {
+                    m.role = "assistant".to_owned();
+                }
+                if let Some(r) = c.get("finishReason").and_then(Value::as_str) {
+                    m.finish_reason = r.to_owned();
+                }
+            }
+            out.extend(m);
+        }
+    } else if obj.get("content").is_some() {
+        out.extend(message_from_value(body, "assistant"));
+    }
+    out
+}
+
+/// Text of the first output message that has any: the model's answer.
+pub fn completion_text(messages: &[Message]) -> Option<&str> {
+    messages
+        .iter()
+        .filter(|m| m.role != "tool")
+        .map(|m| m.content.as_str())
+        .find(|c| !c.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn otel_parts_with_tool_calls_and_reasoning() {
+        let v = json!([{"role":"assistant","parts":[
+            {"type":"reasoning","content":"think"},
+            {"type":"text","content":"hi"},
+            {"type":"tool_call","id":"c1","name":"get_weather","arguments":{"city":"Paris"}}
+        ],"finish_reason":"tool_calls"}]);
+        let m = messages_from_value(&v, "user");
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].content, "hi");
+        assert_eq!(m[0].reasoning, "think");
+        assert_eq!(m[0].tool_calls[0].name, "get_weather");
+        assert_eq!(m[0].tool_calls[0].arguments, r#"{"city":"Paris"}"#);
+        assert_eq!(m[0].finish_reason, "tool_calls");
+    }
+
+    #[test]
+    fn openai_chat_shapes() {
+        let v = json!([
+            {"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"x"}}]},
+            {"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},
+            {"role":"tool","tool_call_id":"c","content":"42"}
+        ]);
+        let m = messages_from_value(&v, "user");
+        assert_eq!(m[0].content, "a");
+        assert_eq!(m[1].tool_calls[0].id, "c");
+        assert_eq!(m[2].tool_call_id, "c");
+        assert_eq!(m[2].content, "42");
+    }
+
+    #[test]
+    fn anthropic_blocks() {
+        let v = json!({"role":"user","content":[
+            {"type":"tool_result","tool_use_id":"t1","content":[{"type":"text","text":"21C"}]}
+        ]});
+        let m = message_from_value(&v, "user").unwrap();
+        assert_eq!(m.tool_call_id, "t1");
+        assert_eq!(m.content, "21C");
+        let r = json!({"id":"msg_1","type":"message","role":"assistant","stop_reason":"tool_use",
+            "content":[{"type":"thinking","thinking":"hmm"},{"type":"tool_use","id":"t1","name":"w","input":{"c":1}}]});
+        let out = response_body_messages(&r);
+        assert_eq!(out[0].tool_calls[0].arguments, r#"{"c":1}"#);
+        assert_eq!(out[0].reasoning, "hmm");
+        assert_eq!(out[0].finish_reason, "tool_use");
+    }
+
+    #[test]
+    fn openinference_wrappers_are_peeled_without_duplicate_calls() {
+        let v = json!([{"message":{"role":"assistant",
+            "contents":[{"message_content":{"type":"text","text":"let me look"}},
+                        {"tool_call":{"id":"t","function":{"name":"w","arguments":"{}"}}}],
+            "tool_calls":[{"tool_call":{"id":"t","function":{"name":"w","arguments":"{}"}}}]}}]);
+        let m = messages_from_value(&v, "user");
+        assert_eq!(m[0].content, "let me look");
+        assert_eq!(m[0].tool_calls.len(), 1);
+    }
+
+    #[test]
+    fn request_and_response_bodies() {
+        let req =
+            json!({"model":"o4-mini","instructions":"Be brief.","input":"Capital of France?"});
+        let m = request_body_messages(&req);
+        assert_eq!(m[0].role, "system");
+        assert_eq!(m[1].content, "Capital of France?");
+        let resp = json!({"choices":[{"finish_reason":"stop","message":{"role":"assistant","content":"Paris"}}]});
+        let out = response_body_messages(&resp);
+        assert_eq!(out[0].content, "Paris");
+        assert_eq!(out[0].finish_reason, "stop");
+        let responses = json!({"output":[{"type":"reasoning","summary":[]},
+            {"type":"message","role":"assistant","content":[{"type":"output_text","text":"Paris"}]}]});
+        assert_eq!(
+            completion_text(&response_body_messages(&responses)),
+            Some("Paris")
+        );
+    }
+}
