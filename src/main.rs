@@ -1,2 +1,22 @@
-//! The `loupe` binary: parses the command line and hands over to the library.
-fn main() {}
+//! The `loupe` binary: parses the command line and the environment, then hands
+//! over to the library. Errors end as one line on stderr and a non-zero exit.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = loupe::cli::Cli::parse();
+    let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    loupe::init_logging(&env);
+    match loupe::run(cli, env) {
+        Ok(code) => code,
+        Err(e) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("loupe: error: {e}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}

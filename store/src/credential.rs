@@ -11,6 +11,29 @@ use rand::RngCore;
 use crate::StoreError;
 
 pub const KEY_FILE: &str = "endpoint.key";
+/// Where a running Loupe writes its endpoint's URL, so `loupe sql` and
+/// `loupe migrate` can reach the engine while that process holds the data.
+pub const URL_FILE: &str = "endpoint.url";
+
+/// Records the URL of the running endpoint.
+pub fn write_url(data_dir: &Path, url: &str) -> Result<(), StoreError> {
+    let path = data_dir.join(URL_FILE);
+    std::fs::write(&path, url)
+        .map_err(|e| StoreError::Credential(format!("cannot write {}: {e}", path.display())))
+}
+
+/// The URL a running Loupe recorded, if any.
+pub fn read_url(data_dir: &Path) -> Option<String> {
+    std::fs::read_to_string(data_dir.join(URL_FILE))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// Forgets the recorded URL (on a clean stop).
+pub fn remove_url(data_dir: &Path) {
+    let _ = std::fs::remove_file(data_dir.join(URL_FILE));
+}
 
 pub fn key_path(data_dir: &Path) -> PathBuf {
     data_dir.join(KEY_FILE)

@@ -150,9 +150,24 @@ impl Store {
             })?;
         let url = format!("http://{}", endpoint.addr);
         let mut store = Self::connect(&url, "default", &key);
+        credential::write_url(engine.data_dir(), &url)?;
         store.embedded = Some(Embedded { engine, endpoint });
         store.ping().await?;
         Ok(store)
+    }
+
+    /// Reaches the engine of another Loupe process that holds `data_dir`
+    /// (through the URL and key it recorded there). `None` when no such
+    /// process answers.
+    pub async fn attach(data_dir: &std::path::Path) -> Result<Option<Self>, StoreError> {
+        let Some(url) = credential::read_url(data_dir) else {
+            return Ok(None);
+        };
+        let Some(key) = credential::load(data_dir)? else {
+            return Ok(None);
+        };
+        let store = Self::connect(&url, "default", &key);
+        Ok(store.ping().await.ok().map(|_| store))
     }
 
     /// A client for a ClickHouse-HTTP URL (a server, or a running Loupe's
@@ -184,6 +199,11 @@ impl Store {
     /// The reader: every dashboard and `loupe sql` query; runs with `readonly=1`.
     pub fn reader(&self) -> &Client {
         &self.reader
+    }
+
+    /// Whether this process owns an embedded engine (and must `close` it).
+    pub fn is_embedded(&self) -> bool {
+        self.embedded.is_some()
     }
 
     /// The embedded engine's version, when embedded.
@@ -241,6 +261,7 @@ impl Store {
     /// closed, then `chdb_shutdown`). Must run before the process exits.
     pub async fn close(self) {
         if let Some(e) = self.embedded {
+            credential::remove_url(e.engine.data_dir());
             e.endpoint.stop().await;
             e.engine.shutdown().await;
         }

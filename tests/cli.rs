@@ -1,0 +1,334 @@
+//! End-to-end tests of the `loupe` binary on the embedded engine: start-up,
+//! `loupe sql` and `loupe migrate` against a running instance, persistence
+//! across a clean stop and a SIGKILL, and one clear line for bad configuration.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_loupe");
+
+fn loupe(data: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("--data-dir")
+        .arg(data)
+        .env("LOUPE_ENGINE_LISTEN", "127.0.0.1:0")
+        .env_remove("LOUPE_CLICKHOUSE_URL")
+        .env_remove("LOUPE_CONFIG")
+        .env("LOUPE_LOG", "warn")
+        .current_dir(data.ancestors().find(|p| p.is_dir()).unwrap());
+    c
+}
+
+/// A running `loupe up`, stopped with SIGTERM on drop.
+struct Up {
+    child: Child,
+    ready_after: Duration,
+}
+
+impl Up {
+    fn start(data: &Path) -> Up {
+        let t = Instant::now();
+        let mut child = loupe(data)
+            .arg("up")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(out).lines();
+        loop {
+            let line = lines
+                .next()
+                .expect("loupe up exited before it was ready")
+                .unwrap();
+            if line.contains("ready in") {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "not ready after 60 s"
+            );
+        }
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Up {
+            child,
+            ready_after: t.elapsed(),
+        }
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        unsafe_kill(self.child.id(), "TERM");
+        let status = self.child.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unsafe_kill(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+fn sql(data: &Path, query: &str, extra: &[&str]) -> Output {
+    loupe(data)
+        .arg("sql")
+        .arg(query)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn sql_ok(data: &Path, query: &str, extra: &[&str]) -> String {
+    let out = sql(data, query, extra);
+    assert!(
+        out.status.success(),
+        "loupe sql {query:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn one_error_line(out: &Output) -> String {
+    assert!(!out.status.success(), "must fail");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("loupe: error:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one error line expected, got: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    lines[0].to_string()
+}
+
+#[test]
+fn up_serves_sql_and_migrate_while_running_and_persists() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let up = Up::start(&data);
+    assert_eq!(
+        sql_ok(
+            &data,
+            "SELECT count() FROM loupe.spans",
+            &["--format", "TSV"]
+        )
+        .trim(),
+        "0"
+    );
+    let migrate = loupe(&data).arg("migrate").output().unwrap();
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    assert!(String::from_utf8_lossy(&migrate.stdout).contains("0 migration(s) applied"));
+
+    // Read-only unless --write; the filesystem is out of reach.
+    let denied = sql(
+        &data,
+        "CREATE TABLE loupe.t (a UInt8) ENGINE = MergeTree ORDER BY a",
+        &[],
+    );
+    assert!(one_error_line(&denied).contains("readonly"));
+    let denied = sql(
+        &data,
+        "SELECT * FROM file('/etc/passwd', 'LineAsString')",
+        &[],
+    );
+    assert!(one_error_line(&denied).contains("readonly"));
+    sql_ok(
+        &data,
+        "CREATE TABLE loupe.t (a UInt8) ENGINE = MergeTree ORDER BY a",
+        &["--write"],
+    );
+    sql_ok(
+        &data,
+        "INSERT INTO loupe.t VALUES (1), (2), (3)",
+        &["--write"],
+    );
+    assert_eq!(
+        sql_ok(&data, "SELECT sum(a) FROM loupe.t", &["--format", "TSV"]).trim(),
+        "6"
+    );
+    assert!(up.stop().success(), "a clean stop exits 0");
+
+    // Data survives a restart, and then a SIGKILL.
+    let up = Up::start(&data);
+    assert_eq!(
+        sql_ok(&data, "SELECT sum(a) FROM loupe.t", &["--format", "TSV"]).trim(),
+        "6"
+    );
+    sql_ok(&data, "INSERT INTO loupe.t VALUES (4)", &["--write"]);
+    up.kill9();
+    let up = Up::start(&data);
+    assert_eq!(
+        sql_ok(&data, "SELECT sum(a) FROM loupe.t", &["--format", "TSV"]).trim(),
+        "10"
+    );
+    drop(up);
+}
+
+#[test]
+fn up_is_quick_and_small_when_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    Up::start(&data).stop();
+    // Second start: the library is in the page cache, migrations are done.
+    let up = Up::start(&data);
+    assert!(
+        up.ready_after < Duration::from_secs(5),
+        "ready after {:?}",
+        up.ready_after
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let rss = up.rss_kib();
+    assert!(rss < 400 * 1024, "idle RSS {rss} KiB");
+    up.stop();
+}
+
+#[test]
+fn sql_without_a_running_instance_opens_the_data_directly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let migrate = loupe(&data).arg("migrate").output().unwrap();
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    assert_eq!(
+        sql_ok(
+            &data,
+            "SELECT count() FROM loupe.spans",
+            &["--format", "TSV"]
+        )
+        .trim(),
+        "0"
+    );
+}
+
+#[test]
+fn missing_library_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = loupe(&dir.path().join("data"))
+        .env("LOUPE_CHDB_LIB", dir.path().join("nope.so"))
+        .arg("up")
+        .output()
+        .unwrap();
+    let line = one_error_line(&out);
+    assert!(line.contains("scripts/fetch-chdb.sh"), "{line}");
+}
+
+#[test]
+fn unwritable_data_dir_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, "x").unwrap();
+    let out = loupe(&file.join("data")).arg("up").output().unwrap();
+    assert!(one_error_line(&out).contains("plain-file"));
+}
+
+#[test]
+fn unreachable_server_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = loupe(&dir.path().join("data"))
+        .env("LOUPE_CLICKHOUSE_URL", format!("http://{free}"))
+        .arg("up")
+        .output()
+        .unwrap();
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("cannot reach ClickHouse") && line.contains(&free.to_string()),
+        "{line}"
+    );
+}
+
+#[test]
+fn port_in_use_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = loupe(&dir.path().join("data"))
+        .env(
+            "LOUPE_ENGINE_LISTEN",
+            taken.local_addr().unwrap().to_string(),
+        )
+        .arg("up")
+        .output()
+        .unwrap();
+    assert!(one_error_line(&out).contains("cannot listen"));
+}
+
+#[test]
+fn a_second_instance_on_the_same_data_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let up = Up::start(&data);
+    let out = loupe(&data).arg("up").output().unwrap();
+    assert!(one_error_line(&out).contains("in use by another Loupe process"));
+    up.stop();
+}
+
+#[test]
+fn bad_config_file_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("loupe.toml");
+    std::fs::write(&cfg, "[storage]\nengine_listen = 12\n").unwrap();
+    let out = loupe(&dir.path().join("data"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("up")
+        .output()
+        .unwrap();
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("loupe.toml") && line.contains("line 2"),
+        "{line}"
+    );
+}
+
+#[test]
+fn cluster_migrations_print() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = loupe(&dir.path().join("data"))
+        .args(["migrate", "--cluster", "prod", "--print"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("CREATE TABLE IF NOT EXISTS loupe.spans_local ON CLUSTER prod"));
+    assert!(text.contains("ENGINE = Distributed(prod, loupe, spans_local,"));
+}
