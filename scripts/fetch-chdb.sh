@@ -5,6 +5,7 @@
 # so it is fetched once per machine. Prints the library's path.
 #
 #   scripts/fetch-chdb.sh            # fetch if missing, print the path
+#   scripts/fetch-chdb.sh --print-path  # only print where it goes
 #   LOUPE_CHDB_CACHE=/dir scripts/fetch-chdb.sh
 set -euo pipefail
 
@@ -15,6 +16,11 @@ INTEGRITY="sha512-XP97mMqnc5tZpKQywR8N7cLTsHNiTmHr30pC5mzo3jWmukjKn2IBa60c2B/gWU
 
 cache="${LOUPE_CHDB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/loupe/chdb}/$VERSION"
 lib="$cache/libchdb.so"
+
+if [[ "${1:-}" == "--print-path" ]]; then
+  echo "$lib"
+  exit 0
+fi
 
 if [[ -f "$lib" && -f "$cache/VERIFIED" ]]; then
   echo "$lib"

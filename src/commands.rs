@@ -71,10 +71,10 @@ pub async fn up(cfg: &Config) -> anyhow::Result<ExitCode> {
 /// A store for a one-shot client command: a server, a running Loupe's
 /// embedded engine, or (when none runs) the embedded engine opened here.
 async fn open_for_client(cfg: &Config) -> anyhow::Result<Store> {
-    if let StoreConfig::Embedded(e) = cfg.store_config() {
-        if let Some(store) = Store::attach(&e.data_dir).await? {
-            return Ok(store);
-        }
+    if let StoreConfig::Embedded(e) = cfg.store_config()
+        && let Some(store) = Store::attach(&e.data_dir).await?
+    {
+        return Ok(store);
     }
     Ok(Store::open(&cfg.store_config()).await?)
 }

@@ -277,10 +277,10 @@ impl Endpoint {
                 let frame = frame.map_err(|e| {
                     EngineError::new(codes::ABORTED, format!("reading insert data failed: {e}"))
                 })?;
-                if let Ok(data) = frame.into_data() {
-                    if tx.send(data).await.is_err() {
-                        break; // the engine stopped early; its error follows
-                    }
+                if let Ok(data) = frame.into_data()
+                    && tx.send(data).await.is_err()
+                {
+                    break; // the engine stopped early; its error follows
                 }
             }
         }

@@ -106,7 +106,7 @@ pub fn split_insert(text: &str) -> Option<(String, String, Vec<u8>)> {
     let whole = caps.get(0)?;
     let head = caps.get(1)?.as_str().trim().to_string();
     let format = caps.get(2)?.as_str().to_string();
-    let data = text[whole.end()..].as_bytes().to_vec();
+    let data = text.as_bytes()[whole.end()..].to_vec();
     Some((head, format, data))
 }
 
