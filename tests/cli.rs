@@ -2,6 +2,8 @@
 //! `loupe sql` and `loupe migrate` against a running instance, persistence
 //! across a clean stop and a SIGKILL, and one clear line for bad configuration.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};

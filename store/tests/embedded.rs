@@ -2,6 +2,8 @@
 //! same `clickhouse` crate client the server mode uses. Each test guards one
 //! of the measured chDB facts or one promise of the endpoint.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Shared helpers for tests that run the real embedded engine.
 //! Each such test runs in its own process (cargo-nextest), because chDB allows
 //! one data directory per process and cannot restart after `chdb_shutdown`.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 
