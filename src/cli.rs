@@ -44,7 +44,17 @@ pub enum Command {
         print: bool,
     },
     /// Sends a realistic demo workload through OTLP to a running Loupe.
-    Demo,
+    Demo {
+        /// The collector's OTLP/HTTP address.
+        #[arg(long, default_value = "http://127.0.0.1:4318")]
+        endpoint: String,
+        /// Days of history to generate.
+        #[arg(long, default_value_t = 14)]
+        days: u64,
+        /// Generate about this many spans instead (for benchmarks), spread over the same days.
+        #[arg(long)]
+        spans: Option<u64>,
+    },
     /// Runs one SQL statement against the store and prints the result.
     Sql {
         /// The statement.

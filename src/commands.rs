@@ -117,3 +117,26 @@ pub async fn sql(cfg: &Config, query: &str, format: &str, write: bool) -> anyhow
     store.close().await;
     result.map(|_| ExitCode::SUCCESS)
 }
+
+pub async fn demo(endpoint: &str, days: u64, spans: Option<u64>) -> anyhow::Result<ExitCode> {
+    let cfg = demo::DemoConfig {
+        endpoint: endpoint.to_string(),
+        workload: demo::WorkloadConfig {
+            days: days.max(1),
+            max_spans: spans,
+            ..Default::default()
+        },
+        in_flight: 4,
+    };
+    say(&format!(
+        "loupe demo: sending {days} days of traffic to {endpoint} ..."
+    ));
+    let summary = demo::run(&cfg).await?;
+    say(&format!(
+        "loupe demo: sent {} spans in {} requests in {:.1}s",
+        summary.spans,
+        summary.requests,
+        summary.elapsed.as_secs_f64()
+    ));
+    Ok(ExitCode::SUCCESS)
+}

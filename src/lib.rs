@@ -50,7 +50,12 @@ pub fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<ExitCode> {
                 format,
                 write,
             } => commands::sql(&cfg, &query, &format, write).await,
-            Command::Collector | Command::Dashboard | Command::Shim | Command::Demo => {
+            Command::Demo {
+                endpoint,
+                days,
+                spans,
+            } => commands::demo(&endpoint, days, spans).await,
+            Command::Collector | Command::Dashboard | Command::Shim => {
                 anyhow::bail!(
                     "this role is not available in this build yet; `loupe up` runs what exists"
                 )
