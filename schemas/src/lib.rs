@@ -21,6 +21,7 @@ pub mod messages;
 pub mod normalize;
 pub mod otlp_json;
 pub mod pricing;
+pub mod redact;
 pub mod span;
 pub mod validate;
 

@@ -1,0 +1,422 @@
+//! Redaction of secrets and personal data in span bodies and attribute values,
+//! applied at ingest before anything is stored.
+//!
+//! Invariants:
+//! - Secrets (provider API keys, bearer tokens, private keys, cloud and VCS
+//!   tokens) are redacted unless a configuration turns them off; PII (emails,
+//!   phone numbers, card numbers that pass the Luhn check) only when enabled,
+//!   globally or per tenant; extra patterns are configurable.
+//! - A match becomes `[REDACTED:<kind>]`. Replacements never contain quotes or
+//!   backslashes, so JSON bodies stay valid JSON.
+//! - A span whose text changed is marked `redacted`; the marker says what kind
+//!   of value was there, never the value.
+//! - Pure and allocation-light: strings without a match are not copied.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use regex::{Captures, Regex};
+use serde::Deserialize;
+
+use crate::span::CanonicalSpan;
+
+/// What to redact. `Default` redacts secrets only.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedactionConfig {
+    pub secrets: bool,
+    pub emails: bool,
+    pub phones: bool,
+    pub cards: bool,
+    /// Extra patterns: name → regular expression.
+    pub patterns: Vec<CustomPattern>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomPattern {
+    pub name: String,
+    pub regex: String,
+}
+
+impl Default for RedactionConfig {
+    fn default() -> Self {
+        Self {
+            secrets: true,
+            emails: false,
+            phones: false,
+            cards: false,
+            patterns: Vec::new(),
+        }
+    }
+}
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RedactionError {
+    #[error("redaction pattern {name:?} is not a valid regular expression: {reason}")]
+    BadPattern { name: String, reason: String },
+    #[error("redaction pattern name {0:?} must be letters, digits, '_' or '-'")]
+    BadName(String),
+}
+
+/// Built-in secret shapes: (kind, pattern). Kept specific enough that prose
+/// does not match (prefixes and lengths of the real formats).
+const SECRETS: &[(&str, &str)] = &[
+    (
+        "private_key",
+        r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
+    ),
+    ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_\-]{20,}"),
+    (
+        "openai_key",
+        r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
+    ),
+    ("stripe_key", r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"),
+    ("aws_access_key", r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),
+    (
+        "github_token",
+        r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})",
+    ),
+    ("google_api_key", r"\bAIza[0-9A-Za-z_\-]{35}"),
+    ("slack_token", r"\bxox[abprs]-[A-Za-z0-9\-]{10,}"),
+    ("huggingface_token", r"\bhf_[A-Za-z0-9]{30,}"),
+    (
+        "jwt",
+        r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
+    ),
+    ("bearer_token", r"(?i)\bbearer\s+[A-Za-z0-9_\-\.=~+/]{16,}"),
+];
+
+const EMAIL: &str = r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b";
+const PHONE: &str =
+    r"(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{2,4}\)[\s.\-]?|\b\d{2,4}[\s.\-])\d{3,4}[\s.\-]\d{3,4}\b";
+const CARD: &str = r"\b(?:\d[ \-]?){12,18}\d\b";
+
+/// One compiled rule: a kind and its pattern; cards also need the Luhn check.
+#[derive(Debug, Clone)]
+struct Rule {
+    kind: String,
+    re: Regex,
+    luhn: bool,
+}
+
+/// A compiled configuration.
+#[derive(Debug, Clone)]
+pub struct Redactor {
+    rules: Vec<Rule>,
+}
+
+impl Redactor {
+    pub fn new(cfg: &RedactionConfig) -> Result<Self, RedactionError> {
+        let mut rules = Vec::new();
+        let mut add = |kind: &str, pattern: &str, luhn: bool| -> Result<(), RedactionError> {
+            let re = Regex::new(pattern).map_err(|e| RedactionError::BadPattern {
+                name: kind.to_string(),
+                reason: e.to_string(),
+            })?;
+            rules.push(Rule {
+                kind: kind.to_string(),
+                re,
+                luhn,
+            });
+            Ok(())
+        };
+        if cfg.secrets {
+            for (kind, pattern) in SECRETS {
+                add(kind, pattern, false)?;
+            }
+        }
+        for p in &cfg.patterns {
+            let ok = !p.name.is_empty()
+                && p.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !ok {
+                return Err(RedactionError::BadName(p.name.clone()));
+            }
+            add(&p.name, &p.regex, false)?;
+        }
+        if cfg.emails {
+            add("email", EMAIL, false)?;
+        }
+        if cfg.cards {
+            add("card_number", CARD, true)?;
+        }
+        if cfg.phones {
+            add("phone", PHONE, false)?;
+        }
+        Ok(Self { rules })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Redacts one string; borrowed when nothing matched.
+    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out = Cow::Borrowed(text);
+        for rule in &self.rules {
+            let replaced = rule.re.replace_all(&out, |c: &Captures<'_>| {
+                let m = &c[0];
+                if rule.luhn && !luhn_valid(m) {
+                    m.to_string()
+                } else {
+                    format!("[REDACTED:{}]", rule.kind)
+                }
+            });
+            if let Cow::Owned(s) = replaced {
+                if s != *out {
+                    out = Cow::Owned(s);
+                }
+            }
+        }
+        out
+    }
+
+    /// Redacts every body and attribute value of a span; marks it when
+    /// anything changed.
+    pub fn redact_span(&self, span: &mut CanonicalSpan) {
+        if self.rules.is_empty() {
+            return;
+        }
+        let mut changed = false;
+        let mut apply = |s: &mut String| {
+            if let Cow::Owned(new) = self.redact(s) {
+                *s = new;
+                changed = true;
+            }
+        };
+        apply(&mut span.input_messages);
+        apply(&mut span.output_messages);
+        apply(&mut span.tool_definitions);
+        apply(&mut span.status_message);
+        for (_, v) in span.attributes.iter_mut() {
+            apply(v);
+        }
+        for (_, v) in span.request_params.iter_mut() {
+            apply(v);
+        }
+        for e in span.events.iter_mut() {
+            for (_, v) in e.attributes.iter_mut() {
+                apply(v);
+            }
+        }
+        for e in span.evaluations.iter_mut() {
+            apply(&mut e.explanation);
+        }
+        if changed {
+            span.redacted = true;
+        }
+    }
+}
+
+/// A redactor per tenant, falling back to the default configuration.
+#[derive(Debug, Clone)]
+pub struct TenantRedactors {
+    default: Redactor,
+    tenants: HashMap<String, Redactor>,
+}
+
+impl TenantRedactors {
+    pub fn new(
+        default: &RedactionConfig,
+        per_tenant: &HashMap<String, RedactionConfig>,
+    ) -> Result<Self, RedactionError> {
+        let tenants = per_tenant
+            .iter()
+            .map(|(t, c)| Ok((t.clone(), Redactor::new(c)?)))
+            .collect::<Result<_, RedactionError>>()?;
+        Ok(Self {
+            default: Redactor::new(default)?,
+            tenants,
+        })
+    }
+
+    pub fn for_tenant(&self, tenant: &str) -> &Redactor {
+        self.tenants.get(tenant).unwrap_or(&self.default)
+    }
+
+    pub fn redact_span(&self, span: &mut CanonicalSpan) {
+        self.for_tenant(&span.tenant_id).redact_span(span);
+    }
+}
+
+/// The Luhn checksum over the digits of `s` (separators ignored).
+pub fn luhn_valid(s: &str) -> bool {
+    let digits: Vec<u32> = s.chars().filter_map(|c| c.to_digit(10)).collect();
+    if !(13..=19).contains(&digits.len()) {
+        return false;
+    }
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i % 2 == 1 {
+                let x = d * 2;
+                if x > 9 { x - 9 } else { x }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_on() -> RedactionConfig {
+        RedactionConfig {
+            secrets: true,
+            emails: true,
+            phones: true,
+            cards: true,
+            patterns: vec![CustomPattern {
+                name: "ticket".into(),
+                regex: r"\bTCK-\d{6}\b".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn secrets_are_redacted_by_default() {
+        let r = Redactor::new(&RedactionConfig::default()).unwrap();
+        let cases = [
+            ("key sk-proj-abcDEF1234567890abcdef1234 here", "openai_key"),
+            ("sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWx-yz", "anthropic_key"),
+            ("AKIAIOSFODNN7EXAMPLE", "aws_access_key"),
+            (
+                "Authorization: Bearer abcdefghijklmnop1234567890",
+                "bearer_token",
+            ),
+            ("ghp_0123456789abcdefghijklmnopqrstuvwxyzAB", "github_token"),
+            ("sk_live_4eC39HqLyjWDarjtT1zdp7dc", "stripe_key"),
+            (
+                "-----BEGIN RSA PRIVATE KEY-----\\nMIIEow...\\n-----END RSA PRIVATE KEY-----",
+                "private_key",
+            ),
+        ];
+        for (text, kind) in cases {
+            let out = r.redact(text);
+            assert!(
+                out.contains(&format!("[REDACTED:{kind}]")),
+                "{text} -> {out}"
+            );
+        }
+        // PII stays unless enabled.
+        assert_eq!(
+            r.redact("mail me at ana@example.com"),
+            "mail me at ana@example.com"
+        );
+    }
+
+    #[test]
+    fn prose_is_left_alone_and_not_copied() {
+        let r = Redactor::new(&all_on()).unwrap();
+        for text in [
+            "The capital of France is Paris.",
+            "Order 12345 shipped on 2024-08-06 at 10:30.",
+            "ask about the task-manager skill",
+            "version 1.2.3 costs $4.50",
+        ] {
+            assert!(matches!(r.redact(text), Cow::Borrowed(_)), "{text}");
+        }
+    }
+
+    #[test]
+    fn pii_when_enabled_with_luhn_for_cards() {
+        let r = Redactor::new(&all_on()).unwrap();
+        let out = r.redact(
+            "ana@example.com paid with 4242 4242 4242 4242, call +1 415-555-0132 re TCK-004211",
+        );
+        assert!(out.contains("[REDACTED:email]"), "{out}");
+        assert!(out.contains("[REDACTED:card_number]"), "{out}");
+        assert!(out.contains("[REDACTED:phone]"), "{out}");
+        assert!(out.contains("[REDACTED:ticket]"), "{out}");
+        assert!(!out.contains("4242") && !out.contains("555-0132") && !out.contains("ana@"));
+        // 16 digits that fail Luhn are an order number, not a card.
+        let out = r.redact("order 1234 5678 9012 3456");
+        assert!(!out.contains("card_number"), "{out}");
+    }
+
+    #[test]
+    fn json_bodies_stay_json() {
+        let r = Redactor::new(&all_on()).unwrap();
+        let body = r#"[{"role":"user","content":"my key is sk-abcdefghijklmnopqrstuvwxyz123456 and mail a.b@c.io\nthanks"}]"#;
+        let out = r.redact(body);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("still JSON");
+        let text = v[0]["content"].as_str().unwrap();
+        assert!(text.contains("[REDACTED:openai_key]") && text.contains("[REDACTED:email]"));
+    }
+
+    #[test]
+    fn spans_are_marked_and_tenants_configured_apart() {
+        let mut per = HashMap::new();
+        per.insert("hospital".to_string(), all_on());
+        let t = TenantRedactors::new(&RedactionConfig::default(), &per).unwrap();
+        let mk = |tenant: &str| CanonicalSpan {
+            tenant_id: tenant.into(),
+            input_messages: r#"[{"role":"user","content":"patient ana@example.com"}]"#.into(),
+            attributes: vec![(
+                "http.request.header.authorization".into(),
+                "Bearer abcdefghijklmnopqrstuvwx".into(),
+            )],
+            ..Default::default()
+        };
+        let mut a = mk("hospital");
+        t.redact_span(&mut a);
+        assert!(a.redacted);
+        assert!(a.input_messages.contains("[REDACTED:email]"));
+        assert!(a.attributes[0].1.contains("[REDACTED:bearer_token]"));
+        let mut b = mk("shop");
+        t.redact_span(&mut b);
+        assert!(b.redacted, "the bearer token is a secret for every tenant");
+        assert!(
+            b.input_messages.contains("ana@example.com"),
+            "PII only where enabled"
+        );
+        let mut c = CanonicalSpan {
+            input_messages: "nothing here".into(),
+            ..Default::default()
+        };
+        t.redact_span(&mut c);
+        assert!(!c.redacted);
+    }
+
+    #[test]
+    fn bad_patterns_are_named() {
+        let cfg = RedactionConfig {
+            patterns: vec![CustomPattern {
+                name: "broken".into(),
+                regex: "(".into(),
+            }],
+            ..Default::default()
+        };
+        match Redactor::new(&cfg) {
+            Err(RedactionError::BadPattern { name, .. }) => assert_eq!(name, "broken"),
+            other => panic!("{other:?}"),
+        }
+        let cfg = RedactionConfig {
+            patterns: vec![CustomPattern {
+                name: "a b".into(),
+                regex: "x".into(),
+            }],
+            ..Default::default()
+        };
+        assert!(matches!(
+            Redactor::new(&cfg),
+            Err(RedactionError::BadName(_))
+        ));
+    }
+
+    #[test]
+    fn luhn() {
+        assert!(luhn_valid("4242424242424242"));
+        assert!(luhn_valid("5555-5555-5555-4444"));
+        assert!(!luhn_valid("4242424242424241"));
+        assert!(!luhn_valid("1234"));
+    }
+}
