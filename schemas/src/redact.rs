@@ -165,10 +165,10 @@ impl Redactor {
                     format!("[REDACTED:{}]", rule.kind)
                 }
             });
-            if let Cow::Owned(s) = replaced {
-                if s != *out {
-                    out = Cow::Owned(s);
-                }
+            if let Cow::Owned(s) = replaced
+                && s != *out
+            {
+                out = Cow::Owned(s);
             }
         }
         out
@@ -261,7 +261,7 @@ pub fn luhn_valid(s: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 #[cfg(test)]
