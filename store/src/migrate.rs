@@ -39,6 +39,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0002_rollups",
         sql: include_str!("../../migrations/0002_rollups.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_alerts",
+        sql: include_str!("../../migrations/0003_alerts.sql"),
+    },
 ];
 
 const LEDGER: &str = "loupe.schema_migrations";

@@ -260,3 +260,60 @@ SELECT
 FROM loupe.evaluations_local
 GROUP BY tenant_id, hour, name, provider, request_model, response_model, feature, source;
 
+-- 0003_alerts
+CREATE TABLE IF NOT EXISTS loupe.alert_events_local ON CLUSTER loupe_cluster
+(
+    time DateTime64(3, 'UTC'),
+    rule LowCardinality(String),
+    kind LowCardinality(String),
+    tenant_id LowCardinality(String),
+    subject String,
+    event LowCardinality(String),
+    severity LowCardinality(String),
+    summary String,
+    value Float64,
+    threshold Float64,
+    link String,
+    since DateTime('UTC')
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/loupe/alert_events_local', '{replica}')
+PARTITION BY toYYYYMM(time)
+ORDER BY (tenant_id, time, rule, subject)
+TTL toDateTime(time) + INTERVAL 400 DAY;
+
+CREATE TABLE IF NOT EXISTS loupe.alert_events ON CLUSTER loupe_cluster AS loupe.alert_events_local
+ENGINE = Distributed(loupe_cluster, loupe, alert_events_local, cityHash64(tenant_id));
+
+CREATE TABLE IF NOT EXISTS loupe.alert_deliveries_local ON CLUSTER loupe_cluster
+(
+    time DateTime64(3, 'UTC'),
+    webhook LowCardinality(String),
+    rule LowCardinality(String),
+    tenant_id LowCardinality(String),
+    subject String,
+    event LowCardinality(String),
+    ok Bool,
+    attempts UInt8,
+    status UInt16,
+    error String
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/loupe/alert_deliveries_local', '{replica}')
+PARTITION BY toYYYYMM(time)
+ORDER BY (time, webhook)
+TTL toDateTime(time) + INTERVAL 90 DAY;
+
+CREATE TABLE IF NOT EXISTS loupe.alert_deliveries ON CLUSTER loupe_cluster AS loupe.alert_deliveries_local
+ENGINE = Distributed(loupe_cluster, loupe, alert_deliveries_local, cityHash64(webhook));
+
+CREATE TABLE IF NOT EXISTS loupe.alert_heartbeats_local ON CLUSTER loupe_cluster
+(
+    time DateTime64(3, 'UTC'),
+    instance String
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/loupe/alert_heartbeats_local', '{replica}')
+ORDER BY (time, instance)
+TTL toDateTime(time) + INTERVAL 1 DAY;
+
+CREATE TABLE IF NOT EXISTS loupe.alert_heartbeats ON CLUSTER loupe_cluster AS loupe.alert_heartbeats_local
+ENGINE = Distributed(loupe_cluster, loupe, alert_heartbeats_local, cityHash64(instance));
+
