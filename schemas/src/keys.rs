@@ -104,6 +104,9 @@ pub mod loupe {
     pub const EVALUATION_SOURCE: &str = "loupe.evaluation.source";
     /// Instrumentation scope name of the shim's spans.
     pub const SHIM_SCOPE: &str = "loupe.shim";
+    /// `true` when the source estimated the span's token counts itself (the shim, for
+    /// a stream the client cut short): priced as `estimated_usage`, not `priced`.
+    pub const USAGE_ESTIMATED: &str = "loupe.usage.estimated";
 }
 
 /// OpenInference semantic conventions (Arize), checked against

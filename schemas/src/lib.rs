@@ -15,6 +15,7 @@ pub mod convention;
 pub mod dedupe;
 pub mod errors;
 pub mod events;
+pub mod ingest_keys;
 pub mod keys;
 pub mod logs;
 pub mod messages;

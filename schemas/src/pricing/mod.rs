@@ -306,7 +306,11 @@ impl PriceTable {
                     span.start_time_unix_nano,
                 )
             });
-        let mut status = PriceStatus::Priced;
+        let mut status = if usage_estimated_by_source(span) {
+            PriceStatus::EstimatedUsage
+        } else {
+            PriceStatus::Priced
+        };
         let mut usage = span.usage;
         if !has_usage {
             match estimate::estimate_usage(span, &normalize_model(&model)) {
@@ -380,6 +384,13 @@ fn pick_provider<'e>(candidates: &[&'e PriceEntry], provider: &str) -> Option<&'
 
 /// Cost of a usage at an entry's prices; `None` on arithmetic overflow (nonsense
 /// token counts are not priced).
+/// The source says it estimated the tokens itself (`loupe.usage.estimated = true`).
+fn usage_estimated_by_source(span: &CanonicalSpan) -> bool {
+    span.attributes
+        .iter()
+        .any(|(k, v)| k == crate::keys::loupe::USAGE_ESTIMATED && v == "true")
+}
+
 pub fn cost_of(e: &PriceEntry, u: &Usage) -> Option<Cost> {
     let million = Decimal::from(1_000_000u32);
     let at = |tokens: u64, per_million: Decimal| -> Option<Decimal> {

@@ -361,3 +361,13 @@ fn days_from_dates() {
     assert_eq!(parse_day("2025-13-01"), None);
     assert_eq!(parse_day("soon"), None);
 }
+
+#[test]
+fn usage_the_source_estimated_is_priced_as_estimated() {
+    let mut s = call("openai", "gpt-4o-mini", io(100, 20));
+    s.attributes
+        .push((crate::keys::loupe::USAGE_ESTIMATED.into(), "true".into()));
+    table().price_span(&mut s);
+    assert_eq!(s.price_status, PriceStatus::EstimatedUsage);
+    assert!(s.cost.total > Decimal::ZERO);
+}
