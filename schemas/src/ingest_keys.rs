@@ -67,7 +67,10 @@ impl IngestKeys {
         let digest: [u8; 32] = Sha256::digest(presented.trim().as_bytes()).into();
         let mut found = None;
         for (hash, tenant) in &self.entries {
-            let diff = hash.iter().zip(digest.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            let diff = hash
+                .iter()
+                .zip(digest.iter())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
             if diff == 0 && found.is_none() {
                 found = Some(tenant.as_str());
             }
@@ -104,8 +107,16 @@ mod tests {
         let a = new_key([1; 32]);
         let b = new_key([2; 32]);
         let keys = IngestKeys::new(&[
-            KeyEntry { tenant: "acme".into(), sha256: hash_key(&a), name: String::new() },
-            KeyEntry { tenant: "globex".into(), sha256: hash_key(&b), name: String::new() },
+            KeyEntry {
+                tenant: "acme".into(),
+                sha256: hash_key(&a),
+                name: String::new(),
+            },
+            KeyEntry {
+                tenant: "globex".into(),
+                sha256: hash_key(&b),
+                name: String::new(),
+            },
         ])
         .unwrap();
         assert!(keys.enabled());
@@ -118,9 +129,23 @@ mod tests {
 
     #[test]
     fn bad_entries_are_named() {
-        let e = IngestKeys::new(&[KeyEntry { tenant: "acme".into(), sha256: "xyz".into(), name: String::new() }]);
-        assert_eq!(e.unwrap_err(), KeyError::BadHash { index: 0, tenant: "acme".into() });
-        let e = IngestKeys::new(&[KeyEntry { tenant: " ".into(), sha256: hash_key("k"), name: String::new() }]);
+        let e = IngestKeys::new(&[KeyEntry {
+            tenant: "acme".into(),
+            sha256: "xyz".into(),
+            name: String::new(),
+        }]);
+        assert_eq!(
+            e.unwrap_err(),
+            KeyError::BadHash {
+                index: 0,
+                tenant: "acme".into()
+            }
+        );
+        let e = IngestKeys::new(&[KeyEntry {
+            tenant: " ".into(),
+            sha256: hash_key("k"),
+            name: String::new(),
+        }]);
         assert_eq!(e.unwrap_err(), KeyError::NoTenant { index: 0 });
         assert!(!IngestKeys::new(&[]).unwrap().enabled());
     }
