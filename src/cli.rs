@@ -55,6 +55,12 @@ pub enum Command {
         #[arg(long)]
         spans: Option<u64>,
     },
+    /// Makes a new ingest API key for a tenant and prints it with its config line.
+    Key {
+        /// The tenant the key writes as.
+        #[arg(long)]
+        tenant: String,
+    },
     /// Runs one SQL statement against the store and prints the result.
     Sql {
         /// The statement.

@@ -140,3 +140,18 @@ pub async fn demo(endpoint: &str, days: u64, spans: Option<u64>) -> anyhow::Resu
     ));
     Ok(ExitCode::SUCCESS)
 }
+
+pub fn new_key(tenant: &str) -> anyhow::Result<ExitCode> {
+    let mut raw = [0u8; 32];
+    rand::fill(&mut raw);
+    let key = schemas::ingest_keys::new_key(raw);
+    say(&format!(
+        "key (give it to the service; it is not stored): {key}"
+    ));
+    say("config (add to loupe.toml):");
+    say(&format!(
+        "[[ingest.keys]]\ntenant = {tenant:?}\nsha256 = \"{}\"",
+        schemas::ingest_keys::hash_key(&key)
+    ));
+    Ok(ExitCode::SUCCESS)
+}

@@ -50,6 +50,7 @@ pub fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<ExitCode> {
                 format,
                 write,
             } => commands::sql(&cfg, &query, &format, write).await,
+            Command::Key { tenant } => commands::new_key(&tenant),
             Command::Demo {
                 endpoint,
                 days,

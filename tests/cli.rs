@@ -334,3 +334,25 @@ fn cluster_migrations_print() {
     assert!(text.contains("CREATE TABLE IF NOT EXISTS loupe.spans_local ON CLUSTER prod"));
     assert!(text.contains("ENGINE = Distributed(prod, loupe, spans_local,"));
 }
+
+#[test]
+fn key_new_prints_a_key_and_its_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = loupe(&dir.path().join("data"))
+        .args(["key", "--tenant", "acme"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let key = text
+        .split_whitespace()
+        .find(|w| w.starts_with("loupe_"))
+        .unwrap();
+    let hash = text
+        .lines()
+        .find_map(|l| l.strip_prefix("sha256 = "))
+        .unwrap()
+        .trim_matches('"');
+    assert_eq!(hash, schemas::ingest_keys::hash_key(key));
+    assert!(text.contains("tenant = \"acme\""));
+}
