@@ -1,0 +1,291 @@
+//! Batches and the batcher: accepted rows are gathered into large batches
+//! (by rows, bytes and age) so ClickHouse gets few, large parts.
+//!
+//! Invariants (property-tested): every submitted row ends in exactly one
+//! sealed batch, in submission order; a submission is never split (one
+//! export's rows are acknowledged together); every sealed batch has a waiter; a
+//! batch exceeds `max_rows` / `max_bytes` only when a single submission does;
+//! an open batch is sealed no later than `max_age` after its first rows
+//! (the caller honours [`Batcher::deadline`]); every batch gets a token that
+//! is unique across restarts, and keeps it through spool and replay.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use store::rows::{EvaluationRow, SpanRow};
+
+/// One insert's worth of rows, and the deduplication token that makes a
+/// retried insert of it a no-op.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    pub token: String,
+    pub spans: Vec<SpanRow>,
+    pub evaluations: Vec<EvaluationRow>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("spooled batch does not decode: {0}")]
+pub struct BatchDecodeError(String);
+
+impl Batch {
+    /// The spool's record payload.
+    pub fn encode(&self) -> Result<Vec<u8>, BatchDecodeError> {
+        postcard::to_stdvec(self).map_err(|e| BatchDecodeError(e.to_string()))
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, BatchDecodeError> {
+        postcard::from_bytes(bytes).map_err(|e| BatchDecodeError(e.to_string()))
+    }
+
+    /// The token of the evaluations insert of this batch.
+    pub fn evaluations_token(&self) -> String {
+        format!("{}.evaluations", self.token)
+    }
+}
+
+/// Approximate in-memory size of a span row (for byte limits).
+pub fn span_row_bytes(r: &SpanRow) -> usize {
+    let kv = |v: &[(String, String)]| v.iter().map(|(k, x)| k.len() + x.len() + 48).sum::<usize>();
+    let strings = [
+        &r.tenant_id,
+        &r.trace_id,
+        &r.span_id,
+        &r.parent_span_id,
+        &r.name,
+        &r.status_message,
+        &r.response_id,
+        &r.input_preview,
+        &r.output_preview,
+        &r.input_messages,
+        &r.output_messages,
+        &r.tool_definitions,
+        &r.output_schema,
+        &r.events,
+        &r.user_id,
+        &r.session_id,
+        &r.service_name,
+        &r.scope_name,
+    ]
+    .iter()
+    .map(|s| s.len())
+    .sum::<usize>();
+    strings + kv(&r.attributes) + kv(&r.resource_attributes) + kv(&r.request_params) + 512
+}
+
+pub fn evaluation_row_bytes(r: &EvaluationRow) -> usize {
+    r.explanation.len() + r.name.len() + r.label.len() + r.trace_id.len() + 256
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    pub max_rows: usize,
+    pub max_bytes: usize,
+    pub max_age: Duration,
+}
+
+/// The rows of one export, with whatever the caller needs to acknowledge it.
+#[derive(Debug)]
+pub struct Submission<W> {
+    pub spans: Vec<SpanRow>,
+    pub evaluations: Vec<EvaluationRow>,
+    pub bytes: usize,
+    pub waiter: W,
+}
+
+/// A batch ready to write, and the waiters it acknowledges.
+#[derive(Debug)]
+pub struct Sealed<W> {
+    pub batch: Batch,
+    pub waiters: Vec<W>,
+    pub bytes: usize,
+}
+
+#[derive(Debug)]
+struct Open<W> {
+    spans: Vec<SpanRow>,
+    evaluations: Vec<EvaluationRow>,
+    waiters: Vec<W>,
+    bytes: usize,
+    since: Instant,
+}
+
+#[derive(Debug)]
+pub struct Batcher<W> {
+    limits: BatchLimits,
+    token_prefix: String,
+    seq: u64,
+    open: Option<Open<W>>,
+}
+
+impl<W> Batcher<W> {
+    /// `token_prefix` must differ between runs (a random id per start).
+    pub fn new(limits: BatchLimits, token_prefix: String) -> Self {
+        Self {
+            limits,
+            token_prefix,
+            seq: 0,
+            open: None,
+        }
+    }
+
+    /// Add one export's rows; returns the batches this sealed (zero to two).
+    pub fn push(&mut self, sub: Submission<W>, now: Instant) -> Vec<Sealed<W>> {
+        let mut sealed = Vec::new();
+        if sub.spans.is_empty() && sub.evaluations.is_empty() && self.open.is_none() {
+            // Nothing to write, but the waiter must still be acknowledged: an
+            // empty batch is skipped by the writer and acks at once.
+            sealed.push(self.seal_rows(Vec::new(), Vec::new(), vec![sub.waiter], 0));
+            return sealed;
+        }
+        if let Some(open) = &self.open {
+            let rows = open.spans.len() + sub.spans.len();
+            let bytes = open.bytes + sub.bytes;
+            if rows > self.limits.max_rows || bytes > self.limits.max_bytes {
+                sealed.extend(self.seal());
+            }
+        }
+        let open = self.open.get_or_insert_with(|| Open {
+            spans: Vec::new(),
+            evaluations: Vec::new(),
+            waiters: Vec::new(),
+            bytes: 0,
+            since: now,
+        });
+        open.spans.extend(sub.spans);
+        open.evaluations.extend(sub.evaluations);
+        open.waiters.push(sub.waiter);
+        open.bytes += sub.bytes;
+        if open.spans.len() >= self.limits.max_rows || open.bytes >= self.limits.max_bytes {
+            sealed.extend(self.seal());
+        }
+        sealed
+    }
+
+    /// When the open batch must be sealed by age.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.open.as_ref().map(|o| o.since + self.limits.max_age)
+    }
+
+    /// Seal the open batch, if any (age reached, or draining).
+    pub fn seal(&mut self) -> Option<Sealed<W>> {
+        let open = self.open.take()?;
+        Some(self.seal_rows(open.spans, open.evaluations, open.waiters, open.bytes))
+    }
+
+    fn seal_rows(
+        &mut self,
+        spans: Vec<SpanRow>,
+        evaluations: Vec<EvaluationRow>,
+        waiters: Vec<W>,
+        bytes: usize,
+    ) -> Sealed<W> {
+        self.seq += 1;
+        Sealed {
+            batch: Batch {
+                token: format!("{}-{}", self.token_prefix, self.seq),
+                spans,
+                evaluations,
+            },
+            waiters,
+            bytes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use store::rows::Retention;
+
+    pub(crate) fn row(n: u64) -> SpanRow {
+        let span = schemas::CanonicalSpan {
+            trace_id: format!("{:032x}", n),
+            span_id: format!("{:016x}", n),
+            ..Default::default()
+        };
+        SpanRow::from_canonical(&span, Retention::default(), 0)
+    }
+
+    fn limits(max_rows: usize, max_bytes: usize) -> BatchLimits {
+        BatchLimits {
+            max_rows,
+            max_bytes,
+            max_age: Duration::from_millis(100),
+        }
+    }
+
+    #[test]
+    fn batches_round_trip_through_the_spool_encoding() {
+        let b = Batch {
+            token: "x-1".into(),
+            spans: vec![row(1), row(2)],
+            evaluations: vec![],
+        };
+        let bytes = b.encode().unwrap_or_default();
+        assert_eq!(Batch::decode(&bytes).ok(), Some(b));
+        assert!(Batch::decode(&bytes[..bytes.len() / 2]).is_err());
+    }
+
+    #[test]
+    fn age_deadline_starts_with_the_first_rows() {
+        let mut b: Batcher<u32> = Batcher::new(limits(10, 1 << 20), "p".into());
+        assert!(b.deadline().is_none());
+        let t0 = Instant::now();
+        let out = b.push(
+            Submission {
+                spans: vec![row(1)],
+                evaluations: vec![],
+                bytes: 10,
+                waiter: 1,
+            },
+            t0,
+        );
+        assert!(out.is_empty());
+        assert_eq!(b.deadline(), Some(t0 + Duration::from_millis(100)));
+        let s = b.seal().map(|s| s.waiters);
+        assert_eq!(s, Some(vec![1]));
+        assert!(b.seal().is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn every_row_once_in_order_and_limits_hold(
+            sizes in proptest::collection::vec((0usize..30, 1usize..400), 1..60),
+            max_rows in 1usize..50,
+            max_bytes in 50usize..3000,
+            seal_at in proptest::collection::vec(any::<bool>(), 60),
+        ) {
+            let mut b: Batcher<usize> = Batcher::new(limits(max_rows, max_bytes), "run".into());
+            let mut sealed = Vec::new();
+            let mut next = 0u64;
+            let now = Instant::now();
+            for (i, (n, bytes_per_row)) in sizes.iter().enumerate() {
+                let spans: Vec<_> = (0..*n).map(|_| { next += 1; row(next) }).collect();
+                sealed.extend(b.push(Submission { spans, evaluations: vec![], bytes: n * bytes_per_row, waiter: i }, now));
+                if seal_at[i] { sealed.extend(b.seal()); }
+            }
+            sealed.extend(b.seal());
+            // every row exactly once, in order
+            let ids: Vec<String> = sealed.iter().flat_map(|s| s.batch.spans.iter().map(|r| r.span_id.clone())).collect();
+            let want: Vec<String> = (1..=next).map(|n| format!("{n:016x}")).collect();
+            prop_assert_eq!(ids, want);
+            // every waiter exactly once, in order; never a submission split
+            let waiters: Vec<usize> = sealed.iter().flat_map(|s| s.waiters.clone()).collect();
+            prop_assert_eq!(waiters, (0..sizes.len()).collect::<Vec<_>>());
+            // limits: only a single oversized submission may exceed them
+            for s in &sealed {
+                if s.waiters.len() > 1 {
+                    prop_assert!(s.batch.spans.len() <= max_rows);
+                    prop_assert!(s.bytes <= max_bytes);
+                }
+                prop_assert!(!s.waiters.is_empty());
+            }
+            // unique tokens
+            let mut tokens: Vec<_> = sealed.iter().map(|s| s.batch.token.clone()).collect();
+            tokens.sort();
+            tokens.dedup();
+            prop_assert_eq!(tokens.len(), sealed.len());
+        }
+    }
+}
