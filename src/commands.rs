@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use store::{Store, StoreConfig};
@@ -39,33 +40,150 @@ async fn shutdown_signal() {
     }
 }
 
-pub async fn up(cfg: &Config) -> anyhow::Result<ExitCode> {
-    let started = std::time::Instant::now();
-    let store = Store::open(&cfg.store_config()).await?;
-    let result = async {
-        let applied = store::migrate::apply(&store, None).await?;
-        if !applied.applied.is_empty() {
-            tracing::info!(versions = ?applied.applied, "migrations applied");
-        }
-        match store.engine_version() {
-            Some(v) => say(&format!(
-                "loupe: embedded ClickHouse {v} serving at {} (data: {})",
-                store.url(),
-                cfg.storage.data_dir.display()
-            )),
-            None => say(&format!("loupe: using ClickHouse at {}", store.url())),
-        }
-        say(&format!(
-            "loupe: ready in {:.1}s; Ctrl-C stops",
-            started.elapsed().as_secs_f64()
-        ));
-        shutdown_signal().await;
-        tracing::info!("stopping");
-        anyhow::Ok(())
+/// A shutdown signal every role can wait on.
+#[derive(Clone)]
+struct Stop(tokio::sync::watch::Receiver<bool>);
+
+impl Stop {
+    fn new() -> (tokio::sync::watch::Sender<bool>, Self) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (tx, Self(rx))
     }
-    .await;
-    store.close().await;
+
+    async fn wait(mut self) {
+        let _ = self.0.wait_for(|stopped| *stopped).await;
+    }
+}
+
+/// Opens and migrates the store every role of this process shares.
+async fn open_store(cfg: &Config) -> anyhow::Result<Arc<Store>> {
+    let store = Store::open(&cfg.store_config()).await?;
+    match store::migrate::apply(&store, None).await {
+        Ok(applied) => {
+            if !applied.applied.is_empty() {
+                tracing::info!(versions = ?applied.applied, "migrations applied");
+            }
+            Ok(Arc::new(store))
+        }
+        Err(e) => {
+            store.close().await;
+            Err(e.into())
+        }
+    }
+}
+
+/// Closes the store once every role has let go of it (an embedded engine
+/// must be shut down before the process exits).
+async fn close_store(mut store: Arc<Store>) {
+    for _ in 0..200 {
+        match Arc::try_unwrap(store) {
+            Ok(s) => return s.close().await,
+            Err(shared) => store = shared,
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tracing::warn!("the store is still in use at exit; closing without a clean shutdown");
+}
+
+fn describe_store(cfg: &Config, store: &Store) -> String {
+    match store.engine_version() {
+        Some(v) => format!(
+            "embedded ClickHouse {v} at {} (data: {})",
+            store.url(),
+            cfg.storage.data_dir.display()
+        ),
+        None => format!("ClickHouse at {}", store.url()),
+    }
+}
+
+/// The roles `up` runs, chosen by the command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Roles {
+    All,
+    Collector,
+}
+
+pub async fn up(cfg: &Config, roles: Roles) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let prices = Arc::new(cfg.prices()?);
+    let store = open_store(cfg).await?;
+    let result = serve_roles(cfg, roles, Arc::clone(&store), prices, started).await;
+    close_store(store).await;
     result.map(|_| ExitCode::SUCCESS)
+}
+
+async fn serve_roles(
+    cfg: &Config,
+    roles: Roles,
+    store: Arc<Store>,
+    prices: Arc<schemas::pricing::PriceTable>,
+    started: std::time::Instant,
+) -> anyhow::Result<()> {
+    // Bind everything first: a port in use fails before anything runs.
+    let collector = collector::Collector::bind(&cfg.collector).await?;
+    let (stop_tx, stop) = Stop::new();
+    say(&format!("loupe: {}", describe_store(cfg, &store)));
+    say(&format!(
+        "loupe: OTLP gRPC on {}, OTLP HTTP on http://{} (metrics at /metrics)",
+        collector.grpc_addr(),
+        collector.http_addr()
+    ));
+    let _ = roles;
+    let mut tasks: Vec<(&'static str, RoleTask)> = Vec::new();
+    tasks.push((
+        "collector",
+        tokio::spawn({
+            let serve = collector.serve(Arc::clone(&store), prices, stop.clone().wait());
+            async move { serve.await.map_err(anyhow::Error::from) }
+        }),
+    ));
+    drop(store);
+    say(&format!(
+        "loupe: ready in {:.1}s; Ctrl-C stops",
+        started.elapsed().as_secs_f64()
+    ));
+    run_until_stopped(tasks, stop_tx).await
+}
+
+type RoleTask = tokio::task::JoinHandle<anyhow::Result<()>>;
+
+/// Waits for Ctrl-C/SIGTERM, or for a role to end on its own (an error: the
+/// others are stopped too); then stops every role and waits for each to
+/// finish its drain.
+async fn run_until_stopped(
+    tasks: Vec<(&'static str, RoleTask)>,
+    stop: tokio::sync::watch::Sender<bool>,
+) -> anyhow::Result<()> {
+    let (names, handles): (Vec<_>, Vec<_>) = tasks.into_iter().unzip();
+    let mut first_error = None;
+    let mut rest = handles;
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("stopping"),
+        (done, index, others) = futures_util::future::select_all(rest.iter_mut()) => {
+            let name = names[index];
+            first_error = Some(match done {
+                Ok(Ok(())) => anyhow::anyhow!("the {name} stopped unexpectedly"),
+                Ok(Err(e)) => e.context(format!("the {name} failed")),
+                Err(e) => anyhow::anyhow!("the {name} crashed: {e}"),
+            });
+            let _ = others;
+        }
+    }
+    let _ = stop.send(true);
+    for (name, handle) in names.into_iter().zip(rest) {
+        if handle.is_finished() && first_error.is_some() {
+            continue;
+        }
+        match handle.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(role = name, error = %e, "role ended with an error"),
+            Err(e) => tracing::warn!(role = name, error = %e, "role crashed"),
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// A store for a one-shot client command: a server, a running Loupe's

@@ -21,6 +21,10 @@ pub mod env {
     pub const CLICKHOUSE_USER: &str = "LOUPE_CLICKHOUSE_USER";
     pub const CLICKHOUSE_PASSWORD: &str = "LOUPE_CLICKHOUSE_PASSWORD";
     pub const LOG: &str = "LOUPE_LOG";
+    pub const COLLECTOR_GRPC_LISTEN: &str = "LOUPE_COLLECTOR_GRPC_LISTEN";
+    pub const COLLECTOR_HTTP_LISTEN: &str = "LOUPE_COLLECTOR_HTTP_LISTEN";
+    pub const COLLECTOR_SPOOL_DIR: &str = "LOUPE_COLLECTOR_SPOOL_DIR";
+    pub const PRICES_FILE: &str = "LOUPE_PRICES_FILE";
     pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
     pub const HOME: &str = "HOME";
 }
@@ -78,11 +82,20 @@ impl Default for StorageSection {
     }
 }
 
+/// `[pricing]`: a user price file that overrides and extends the bundled table.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PricingSection {
+    pub file: Option<PathBuf>,
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub storage: StorageSection,
+    pub collector: collector::CollectorConfig,
+    pub pricing: PricingSection,
     /// Where the lib path default comes from (not a file key).
     #[serde(skip)]
     pub default_chdb_lib: PathBuf,
@@ -119,6 +132,10 @@ impl Config {
         }
         if let Some(u) = &overrides.clickhouse_url {
             cfg.storage.clickhouse_url = Some(u.clone());
+        }
+        // The spool lives with the data unless placed elsewhere.
+        if cfg.collector.spool_dir == collector::CollectorConfig::default().spool_dir {
+            cfg.collector.spool_dir = cfg.storage.data_dir.join("spool");
         }
         cfg.default_chdb_lib = store::chdb::default_lib_path(
             env.get(env::XDG_CACHE_HOME).map(String::as_str),
@@ -177,6 +194,27 @@ impl Config {
                         reason: format!("{e} (bytes expected)"),
                     })?;
         }
+        let addr = |name: &'static str, v: &String| -> Result<SocketAddr, ConfigError> {
+            v.parse()
+                .map_err(|e: std::net::AddrParseError| ConfigError::Env {
+                    name,
+                    value: v.clone(),
+                    reason: e.to_string(),
+                })
+        };
+        if let Some(v) = env.get(env::COLLECTOR_GRPC_LISTEN) {
+            self.collector.grpc_listen = addr(env::COLLECTOR_GRPC_LISTEN, v)?;
+        }
+        if let Some(v) = env.get(env::COLLECTOR_HTTP_LISTEN) {
+            self.collector.http_listen = addr(env::COLLECTOR_HTTP_LISTEN, v)?;
+        }
+        if let Some(v) = env.get(env::COLLECTOR_SPOOL_DIR) {
+            self.collector.spool_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env.get(env::PRICES_FILE) {
+            self.pricing.file = Some(PathBuf::from(v));
+        }
+        let s = &mut self.storage;
         if let Some(v) = env.get(env::CLICKHOUSE_URL).filter(|v| !v.is_empty()) {
             s.clickhouse_url = Some(v.clone());
         }
@@ -187,6 +225,27 @@ impl Config {
             s.clickhouse_password = v.clone();
         }
         Ok(())
+    }
+
+    /// The bundled price table, extended by the user's price file.
+    pub fn prices(&self) -> Result<schemas::pricing::PriceTable, ConfigError> {
+        let bundled = schemas::pricing::PriceTable::bundled().map_err(|e| ConfigError::Parse {
+            path: "bundled price table".into(),
+            reason: e.to_string(),
+        })?;
+        let Some(path) = &self.pricing.file else {
+            return Ok(bundled);
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        bundled
+            .with_user_file(&text, &path.display().to_string())
+            .map_err(|e| ConfigError::Parse {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })
     }
 
     /// The store this configuration points at.

@@ -2,7 +2,7 @@
 //! Each role lives in its own crate; this crate only connects them.
 
 pub mod cli;
-mod commands;
+pub mod commands;
 pub mod config;
 
 use std::collections::HashMap;
@@ -41,7 +41,8 @@ pub fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Up => commands::up(&cfg).await,
+            Command::Up => commands::up(&cfg, commands::Roles::All).await,
+            Command::Collector => commands::up(&cfg, commands::Roles::Collector).await,
             Command::Migrate { cluster, print } => {
                 commands::migrate(&cfg, cluster.as_deref(), print).await
             }
@@ -56,7 +57,7 @@ pub fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<ExitCode> {
                 days,
                 spans,
             } => commands::demo(&endpoint, days, spans).await,
-            Command::Collector | Command::Dashboard | Command::Shim => {
+            Command::Dashboard | Command::Shim => {
                 anyhow::bail!(
                     "this role is not available in this build yet; `loupe up` runs what exists"
                 )
