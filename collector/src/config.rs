@@ -9,6 +9,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::collections::{BTreeMap, HashMap};
+
+use schemas::ingest_keys::{IngestKeys, KeyEntry};
+use schemas::redact::{RedactionConfig, TenantRedactors};
 use serde::Deserialize;
 use store::rows::Retention;
 
@@ -75,6 +79,25 @@ pub struct CollectorConfig {
     pub dedupe_memory: usize,
     /// Seconds a client is told to wait in `Retry-After`.
     pub retry_after_secs: u64,
+    /// Ingest API keys; once any is configured every export needs one, and
+    /// the key's tenant overrides whatever the telemetry says.
+    pub keys: Vec<KeyEntry>,
+    /// Header carrying the key (`Authorization: Bearer …` by default; gRPC
+    /// reads the same name from metadata).
+    pub key_header: String,
+    /// Redaction of bodies and attribute values at ingest (secrets on by default).
+    pub redaction: RedactionConfig,
+    /// Per-tenant retention and redaction.
+    pub tenants: BTreeMap<String, TenantSettings>,
+}
+
+/// `[collector.tenants.<name>]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantSettings {
+    pub retention_days: Option<u16>,
+    pub body_retention_days: Option<u16>,
+    pub redaction: Option<RedactionConfig>,
 }
 
 impl Default for CollectorConfig {
@@ -106,6 +129,10 @@ impl Default for CollectorConfig {
             join_parked_ttl_ms: 60_000,
             dedupe_memory: 200_000,
             retry_after_secs: 5,
+            keys: Vec::new(),
+            key_header: "authorization".to_owned(),
+            redaction: RedactionConfig::default(),
+            tenants: BTreeMap::new(),
         }
     }
 }
@@ -116,6 +143,39 @@ impl CollectorConfig {
             days: self.retention_days,
             body_days: self.body_retention_days.min(self.retention_days),
         }
+    }
+
+    /// Retention per configured tenant (others use [`Self::retention`]).
+    pub(crate) fn tenant_retention(&self) -> HashMap<String, Retention> {
+        let base = self.retention();
+        self.tenants
+            .iter()
+            .filter(|(_, t)| t.retention_days.is_some() || t.body_retention_days.is_some())
+            .map(|(name, t)| {
+                let days = t.retention_days.unwrap_or(base.days);
+                let body = t.body_retention_days.unwrap_or(base.body_days).min(days);
+                (
+                    name.clone(),
+                    Retention {
+                        days,
+                        body_days: body,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    pub(crate) fn ingest_keys(&self) -> Result<IngestKeys, String> {
+        IngestKeys::new(&self.keys).map_err(|e| e.to_string())
+    }
+
+    pub(crate) fn redactors(&self) -> Result<TenantRedactors, String> {
+        let per: HashMap<String, RedactionConfig> = self
+            .tenants
+            .iter()
+            .filter_map(|(name, t)| t.redaction.clone().map(|r| (name.clone(), r)))
+            .collect();
+        TenantRedactors::new(&self.redaction, &per).map_err(|e| e.to_string())
     }
 
     pub(crate) fn batch_max_age(&self) -> Duration {
@@ -155,6 +215,24 @@ impl CollectorConfig {
                 "collector.retention_days must be at most {MAX_RETENTION_DAYS} (about 20 years)"
             ));
         }
+        for (name, t) in &self.tenants {
+            let days = t.retention_days.unwrap_or(self.retention_days);
+            if days == 0 || days > MAX_RETENTION_DAYS {
+                return Err(format!(
+                    "collector.tenants.{name}.retention_days must be between 1 and {MAX_RETENTION_DAYS}"
+                ));
+            }
+        }
+        if self.key_header.trim().is_empty()
+            || http::HeaderName::from_bytes(self.key_header.as_bytes()).is_err()
+        {
+            return Err(format!(
+                "collector.key_header {:?} is not a header name",
+                self.key_header
+            ));
+        }
+        self.ingest_keys()?;
+        self.redactors()?;
         if self.spool_max_bytes < self.spool_segment_bytes.min(1 << 20) {
             return Err("collector.spool_max_bytes is too small (at least 1 MiB)".to_owned());
         }

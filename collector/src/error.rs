@@ -34,6 +34,8 @@ pub enum IngestError {
     BadJson(String),
     #[error("the request has {count} spans, more than the limit of {limit}")]
     TooManySpans { count: usize, limit: usize },
+    #[error("missing or invalid ingest key")]
+    Unauthenticated,
     #[error("the collector is busy (too many concurrent exports); retry later")]
     Busy,
     #[error("the collector's queue is full; retry later")]
@@ -71,6 +73,7 @@ impl IngestError {
                 Code::InvalidArgument,
                 false,
             ),
+            Unauthenticated => (StatusCode::UNAUTHORIZED, Code::Unauthenticated, false),
             Busy | QueueFull => (StatusCode::TOO_MANY_REQUESTS, Code::Unavailable, true),
             SpoolFull | ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, Code::Unavailable, true),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, Code::Internal, false),

@@ -30,6 +30,8 @@ use crate::ingest::{Caller, Ingest};
 #[derive(Clone)]
 pub struct GrpcState {
     pub ingest: Arc<Ingest>,
+    /// Metadata key carrying the ingest key (lowercase).
+    pub key_header: String,
     pub slots: Arc<Semaphore>,
     pub retry_after_secs: u64,
 }
@@ -53,6 +55,19 @@ impl GrpcState {
     }
 }
 
+impl GrpcState {
+    /// The caller, from the key in the request's metadata.
+    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let presented = request
+            .metadata()
+            .get(self.key_header.as_str())
+            .and_then(|v| v.to_str().ok());
+        self.ingest
+            .caller(presented)
+            .map_err(|e| status(&e, self.retry_after_secs))
+    }
+}
+
 #[tonic::async_trait]
 impl TraceService for GrpcState {
     async fn export(
@@ -62,9 +77,10 @@ impl TraceService for GrpcState {
         let Ok(_slot) = self.slots.try_acquire() else {
             return Err(self.busy());
         };
+        let caller = self.caller(&request)?;
         let outcome = self
             .ingest
-            .export_traces(request.into_inner(), &Caller::anonymous())
+            .export_traces(request.into_inner(), &caller)
             .await
             .map_err(|e| status(&e, self.retry_after_secs))?;
         Ok(Response::new(ExportTraceServiceResponse {
@@ -85,9 +101,10 @@ impl LogsService for GrpcState {
         let Ok(_slot) = self.slots.try_acquire() else {
             return Err(self.busy());
         };
+        let caller = self.caller(&request)?;
         let outcome = self
             .ingest
-            .export_logs(request.into_inner(), &Caller::anonymous())
+            .export_logs(request.into_inner(), &caller)
             .await
             .map_err(|e| status(&e, self.retry_after_secs))?;
         Ok(Response::new(ExportLogsServiceResponse {

@@ -37,6 +37,8 @@ const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// What the HTTP handlers share.
 pub struct HttpState {
     pub ingest: Arc<Ingest>,
+    /// Header carrying the ingest key (lowercase).
+    pub key_header: String,
     pub slots: Arc<Semaphore>,
     pub max_body_bytes: usize,
     pub max_decompressed_bytes: usize,
@@ -146,7 +148,19 @@ async fn read_body(
     Ok((plain, enc))
 }
 
+/// The caller, from the key header; refused before the body is read.
+fn caller(st: &HttpState, headers: &HeaderMap) -> Result<Caller, IngestError> {
+    let presented = headers
+        .get(st.key_header.as_str())
+        .and_then(|v| v.to_str().ok());
+    st.ingest.caller(presented)
+}
+
 async fn traces(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {
+    let caller = match caller(&st, &headers) {
+        Ok(c) => c,
+        Err(e) => return error_response(&e, None, st.retry_after_secs),
+    };
     let Ok(_slot) = st.slots.try_acquire() else {
         return refuse(&st, IngestError::Busy, &headers, body).await;
     };
@@ -159,7 +173,7 @@ async fn traces(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body
         Err(e) => return fail(&st, &e, Some(enc)),
     };
     drop(plain);
-    match st.ingest.export_traces(req, &Caller::anonymous()).await {
+    match st.ingest.export_traces(req, &caller).await {
         Ok(outcome) => {
             let reply = ExportTraceServiceResponse {
                 partial_success: (outcome.rejected > 0).then(|| ExportTracePartialSuccess {
@@ -174,6 +188,10 @@ async fn traces(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body
 }
 
 async fn logs(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {
+    let caller = match caller(&st, &headers) {
+        Ok(c) => c,
+        Err(e) => return error_response(&e, None, st.retry_after_secs),
+    };
     let Ok(_slot) = st.slots.try_acquire() else {
         return refuse(&st, IngestError::Busy, &headers, body).await;
     };
@@ -186,7 +204,7 @@ async fn logs(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body) 
         Err(e) => return fail(&st, &e, Some(enc)),
     };
     drop(plain);
-    match st.ingest.export_logs(req, &Caller::anonymous()).await {
+    match st.ingest.export_logs(req, &caller).await {
         Ok(outcome) => {
             let reply = ExportLogsServiceResponse {
                 partial_success: (outcome.rejected > 0).then(|| ExportLogsPartialSuccess {

@@ -11,13 +11,16 @@
 //! caller's authenticated tenant ([`Caller::key_tenant`]) always wins over
 //! what telemetry claims and scopes the log join.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use schemas::ingest_keys::IngestKeys;
 use schemas::pricing::PriceTable;
+use schemas::redact::TenantRedactors;
 use schemas::{CanonicalSpan, NormalizeContext};
 use store::rows::{EvaluationRow, Retention, SpanRow};
 use tokio::sync::Notify;
@@ -58,6 +61,9 @@ pub struct Outcome {
 pub struct Ingest {
     default_tenant: String,
     retention: Retention,
+    tenant_retention: HashMap<String, Retention>,
+    keys: IngestKeys,
+    redactors: TenantRedactors,
     max_attribute_bytes: usize,
     max_spans: usize,
     join_wait: Duration,
@@ -80,10 +86,13 @@ impl Ingest {
         prices: Arc<PriceTable>,
         pipeline: PipelineHandle,
         metrics: Arc<Metrics>,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, String> {
+        Ok(Self {
             default_tenant: cfg.default_tenant.clone(),
             retention: cfg.retention(),
+            tenant_retention: cfg.tenant_retention(),
+            keys: cfg.ingest_keys()?,
+            redactors: cfg.redactors()?,
             max_attribute_bytes: cfg.max_attribute_bytes,
             max_spans: cfg.max_spans_per_request,
             join_wait: Duration::from_millis(cfg.join_wait_ms),
@@ -96,6 +105,25 @@ impl Ingest {
             calls: RecentCalls::new(cfg.dedupe_memory),
             pipeline,
             metrics,
+        })
+    }
+
+    /// Who is calling, from the key the transport found (header or gRPC
+    /// metadata). With keys configured, no key or an unknown one is refused.
+    pub fn caller(&self, presented: Option<&str>) -> Result<Caller, IngestError> {
+        if !self.keys.enabled() {
+            return Ok(Caller::anonymous());
+        }
+        let key = presented.map(schemas::ingest_keys::from_authorization);
+        match key.and_then(|k| self.keys.tenant_of(k)) {
+            Some(tenant) => Ok(Caller {
+                key_tenant: Some(tenant.to_string()),
+            }),
+            None => {
+                let e = IngestError::Unauthenticated;
+                self.count_refusal(&e);
+                Err(e)
+            }
         }
     }
 
@@ -170,6 +198,12 @@ impl Ingest {
 
         self.join_content(&mut spans, caller).await;
         schemas::finish_batch(&mut spans, &self.prices);
+        let mut redacted = 0u64;
+        for span in spans.iter_mut() {
+            self.redactors.redact_span(span);
+            redacted += u64::from(span.redacted);
+        }
+        Metrics::add(&self.metrics.spans_redacted, redacted);
         let claims = self.calls.claim(&mut spans);
 
         let accepted = spans.len() as u64;
@@ -265,13 +299,19 @@ impl Ingest {
 
     fn rows(&self, spans: &[CanonicalSpan]) -> (Vec<SpanRow>, Vec<EvaluationRow>) {
         let at = now_ms();
+        let retention = |s: &CanonicalSpan| {
+            self.tenant_retention
+                .get(&s.tenant_id)
+                .copied()
+                .unwrap_or(self.retention)
+        };
         let rows = spans
             .iter()
-            .map(|s| SpanRow::from_canonical(s, self.retention, at))
+            .map(|s| SpanRow::from_canonical(s, retention(s), at))
             .collect();
         let evaluations = spans
             .iter()
-            .flat_map(|s| EvaluationRow::from_canonical(s, self.retention))
+            .flat_map(|s| EvaluationRow::from_canonical(s, retention(s)))
             .collect();
         (rows, evaluations)
     }

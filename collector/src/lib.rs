@@ -156,7 +156,8 @@ impl Bound {
             spool_max_bytes: cfg.spool_max_bytes,
         };
         let (handle, pipeline) = pipeline::pipeline(writer, spool, settings, Arc::clone(&metrics));
-        let ingest = Arc::new(Ingest::new(&cfg, prices, handle, metrics));
+        let ingest =
+            Arc::new(Ingest::new(&cfg, prices, handle, metrics).map_err(CollectorError::Config)?);
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let stop_tx = Arc::new(stop_tx);
@@ -177,6 +178,7 @@ impl Bound {
 
         let http_state = Arc::new(http::HttpState {
             ingest: Arc::clone(&ingest),
+            key_header: cfg.key_header.to_ascii_lowercase(),
             slots: Arc::new(Semaphore::new(cfg.max_concurrent_requests)),
             max_body_bytes: cfg.max_body_bytes,
             max_decompressed_bytes: cfg.max_decompressed_bytes,
@@ -188,6 +190,7 @@ impl Bound {
         let (traces, logs) = grpc::services(
             grpc::GrpcState {
                 ingest: Arc::clone(&ingest),
+                key_header: cfg.key_header.to_ascii_lowercase(),
                 slots: Arc::new(Semaphore::new(cfg.max_concurrent_requests)),
                 retry_after_secs: cfg.retry_after_secs,
             },

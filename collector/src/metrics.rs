@@ -40,6 +40,7 @@ pub struct Metrics {
     pub spans_accepted: AtomicU64,
     pub spans_rejected: AtomicU64,
     pub spans_truncated: AtomicU64,
+    pub spans_redacted: AtomicU64,
     pub values_truncated: AtomicU64,
     pub log_records_received: AtomicU64,
     pub content_joined: AtomicU64,
@@ -105,6 +106,12 @@ impl Metrics {
             "loupe_collector_spans_truncated_total",
             "Spans with at least one value cut to the attribute limit.",
             g(&self.spans_truncated),
+        );
+        counter(
+            &mut o,
+            "loupe_collector_spans_redacted_total",
+            "Spans in which redaction replaced a secret or personal value.",
+            g(&self.spans_redacted),
         );
         counter(
             &mut o,

@@ -260,3 +260,15 @@ pub fn init_tracing() {
         .with_test_writer()
         .try_init();
 }
+
+/// Closes a shared store once every other holder (the collector) let go.
+pub async fn close(mut store: Arc<Store>) {
+    for _ in 0..200 {
+        match Arc::try_unwrap(store) {
+            Ok(s) => return s.close().await,
+            Err(shared) => store = shared,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the store is still shared after the collector stopped");
+}
