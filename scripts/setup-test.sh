@@ -12,7 +12,7 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
-for extra in scripts/setup-python.sh scripts/setup-browser.sh; do
+for extra in scripts/setup-python.sh scripts/setup-python-shim.sh scripts/setup-browser.sh; do
   if [[ -x "$extra" ]]; then
     "$extra"
   fi
