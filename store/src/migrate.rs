@@ -44,6 +44,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0003_alerts",
         sql: include_str!("../../migrations/0003_alerts.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_dashboard",
+        sql: include_str!("../../migrations/0004_dashboard.sql"),
+    },
 ];
 
 const LEDGER: &str = "loupe.schema_migrations";

@@ -19,6 +19,7 @@ pub mod tables {
     pub const TRACE_INDEX: &str = "loupe.trace_index";
     pub const USAGE_HOURLY: &str = "loupe.usage_hourly";
     pub const VALIDATION_HOURLY: &str = "loupe.validation_hourly";
+    pub const LATENCY_HOURLY: &str = "loupe.latency_hourly";
     pub const ALERT_EVENTS: &str = "loupe.alert_events";
     pub const ALERT_DELIVERIES: &str = "loupe.alert_deliveries";
     pub const ALERT_HEARTBEATS: &str = "loupe.alert_heartbeats";

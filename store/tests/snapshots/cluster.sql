@@ -317,3 +317,38 @@ TTL toDateTime(time) + INTERVAL 1 DAY;
 CREATE TABLE IF NOT EXISTS loupe.alert_heartbeats ON CLUSTER loupe_cluster AS loupe.alert_heartbeats_local
 ENGINE = Distributed(loupe_cluster, loupe, alert_heartbeats_local, cityHash64(instance));
 
+-- 0004_dashboard
+ALTER TABLE loupe.spans_local ON CLUSTER loupe_cluster ADD INDEX IF NOT EXISTS idx_start_time start_time TYPE minmax GRANULARITY 1;
+
+ALTER TABLE loupe.spans_local ON CLUSTER loupe_cluster ADD INDEX IF NOT EXISTS idx_input_preview lowerUTF8(input_preview) TYPE ngrambf_v1(3, 32768, 3, 7) GRANULARITY 2;
+
+ALTER TABLE loupe.spans_local ON CLUSTER loupe_cluster ADD INDEX IF NOT EXISTS idx_output_preview lowerUTF8(output_preview) TYPE ngrambf_v1(3, 32768, 3, 7) GRANULARITY 2;
+
+CREATE TABLE IF NOT EXISTS loupe.latency_hourly_local ON CLUSTER loupe_cluster
+(
+    tenant_id LowCardinality(String),
+    hour DateTime('UTC'),
+    calls SimpleAggregateFunction(sum, UInt64),
+    duration_ms AggregateFunction(quantilesTDigest(0.5, 0.9, 0.95, 0.99), Float64),
+    ttft_ms AggregateFunction(quantilesTDigest(0.5, 0.9, 0.95, 0.99), Float64)
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/loupe/latency_hourly_local', '{replica}')
+PARTITION BY toYYYYMM(hour)
+ORDER BY (tenant_id, hour)
+TTL hour + INTERVAL 400 DAY
+SETTINGS non_replicated_deduplication_window = 10000;
+
+CREATE TABLE IF NOT EXISTS loupe.latency_hourly ON CLUSTER loupe_cluster AS loupe.latency_hourly_local
+ENGINE = Distributed(loupe_cluster, loupe, latency_hourly_local, cityHash64(tenant_id));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS loupe.latency_hourly_mv ON CLUSTER loupe_cluster TO loupe.latency_hourly_local AS
+SELECT
+    tenant_id,
+    toStartOfHour(start_time) AS hour,
+    countIf(counted) AS calls,
+    quantilesTDigestStateIf(0.5, 0.9, 0.95, 0.99)(duration_ns / 1e6, counted) AS duration_ms,
+    quantilesTDigestStateIf(0.5, 0.9, 0.95, 0.99)(ifNull(ttft_ns, 0) / 1e6, counted AND ttft_ns IS NOT NULL) AS ttft_ms
+FROM loupe.spans_local
+WHERE llm_call
+GROUP BY tenant_id, hour;
+
