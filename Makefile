@@ -9,7 +9,7 @@ export LOUPE_CHDB_LIB
 
 ## up: fetch the engine, build, and run `loupe up` on the embedded ClickHouse
 up: chdb build
-	./target/debug/loupe up
+	./target/debug/loupe up --demo
 
 ## test: fetch what is missing and run the whole suite
 test: setup-test

@@ -27,7 +27,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Collector, dashboard, shim and alerts in one process (embedded ClickHouse unless a server URL is given).
-    Up,
+    Up {
+        /// Once ready, send two weeks of demo traffic if the store holds no spans yet.
+        #[arg(long)]
+        demo: bool,
+    },
     /// The OTLP collector alone, against the configured store.
     Collector,
     /// The dashboard alone, against the configured store.

@@ -99,15 +99,38 @@ fn describe_store(cfg: &Config, store: &Store) -> String {
 /// The roles `up` runs, chosen by the command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Roles {
-    All,
+    /// Every role; `demo`: populate an empty store with demo traffic once ready.
+    All {
+        demo: bool,
+    },
     Collector,
+    /// The dashboard and the alert evaluator.
+    Dashboard,
+    Shim,
+}
+
+impl Roles {
+    fn collector(self) -> bool {
+        matches!(self, Roles::All { .. } | Roles::Collector)
+    }
+    fn dashboard(self) -> bool {
+        matches!(self, Roles::All { .. } | Roles::Dashboard)
+    }
+    fn shim(self) -> bool {
+        matches!(self, Roles::All { .. } | Roles::Shim)
+    }
 }
 
 pub async fn up(cfg: &Config, roles: Roles) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let prices = Arc::new(cfg.prices()?);
+    // The shim alone needs no store: it reaches the collector over OTLP.
+    if roles == Roles::Shim {
+        serve_roles(cfg, roles, None, prices, started).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let store = open_store(cfg).await?;
-    let result = serve_roles(cfg, roles, Arc::clone(&store), prices, started).await;
+    let result = serve_roles(cfg, roles, Some(Arc::clone(&store)), prices, started).await;
     close_store(store).await;
     result.map(|_| ExitCode::SUCCESS)
 }
@@ -115,34 +138,137 @@ pub async fn up(cfg: &Config, roles: Roles) -> anyhow::Result<ExitCode> {
 async fn serve_roles(
     cfg: &Config,
     roles: Roles,
-    store: Arc<Store>,
+    store: Option<Arc<Store>>,
     prices: Arc<schemas::pricing::PriceTable>,
     started: std::time::Instant,
 ) -> anyhow::Result<()> {
     // Bind everything first: a port in use fails before anything runs.
-    let collector = collector::Collector::bind(&cfg.collector).await?;
+    let collector = match roles.collector() {
+        true => Some(collector::Collector::bind(&cfg.collector).await?),
+        false => None,
+    };
+    let dashboard = match roles.dashboard() {
+        true => Some(dashboard::Dashboard::bind(&cfg.dashboard).await?),
+        false => None,
+    };
+    let shim = match roles.shim() {
+        true => {
+            let mut shim_cfg = cfg.shim.clone();
+            // In one process the shim exports to this collector, wherever it listens.
+            if let Some(c) = &collector
+                && shim_cfg.otlp_endpoint == sdk_shim::ShimConfig::default().otlp_endpoint
+            {
+                shim_cfg.otlp_endpoint = format!("http://{}", c.http_addr());
+            }
+            Some(sdk_shim::Shim::bind(&shim_cfg).await?)
+        }
+        false => None,
+    };
     let (stop_tx, stop) = Stop::new();
-    say(&format!("loupe: {}", describe_store(cfg, &store)));
-    say(&format!(
-        "loupe: OTLP gRPC on {}, OTLP HTTP on http://{} (metrics at /metrics)",
-        collector.grpc_addr(),
-        collector.http_addr()
-    ));
-    let _ = roles;
     let mut tasks: Vec<(&'static str, RoleTask)> = Vec::new();
-    tasks.push((
-        "collector",
-        tokio::spawn({
-            let serve = collector.serve(Arc::clone(&store), prices, stop.clone().wait());
-            async move { serve.await.map_err(anyhow::Error::from) }
-        }),
-    ));
-    drop(store);
+    if let Some(store) = &store {
+        say(&format!("loupe: {}", describe_store(cfg, store)));
+    }
+    let otlp_http = collector
+        .as_ref()
+        .map(|c| format!("http://{}", c.http_addr()));
+    if let (Some(c), Some(store)) = (collector, &store) {
+        say(&format!(
+            "loupe: OTLP gRPC on {}, OTLP HTTP on http://{} (metrics at /metrics)",
+            c.grpc_addr(),
+            c.http_addr()
+        ));
+        let serve = c.serve(Arc::clone(store), prices, stop.clone().wait());
+        tasks.push((
+            "collector",
+            tokio::spawn(async move { serve.await.map_err(anyhow::Error::from) }),
+        ));
+    }
+    if let (Some(d), Some(store)) = (dashboard, &store) {
+        let (evaluator, handle) = alerts::Evaluator::new(cfg.alerts.clone(), Arc::clone(store))?;
+        say(&format!("loupe: dashboard on http://{}", d.local_addr()?));
+        let metrics = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let handle = handle.clone();
+                async move {
+                    (
+                        [("content-type", "text/plain; version=0.0.4")],
+                        handle.metrics(),
+                    )
+                }
+            }),
+        );
+        let serve = d.serve_with(Arc::clone(store), metrics, stop.clone().wait());
+        tasks.push((
+            "dashboard",
+            tokio::spawn(async move { serve.await.map_err(anyhow::Error::from) }),
+        ));
+        let evaluate = evaluator.run(stop.clone().wait());
+        tasks.push((
+            "alert evaluator",
+            tokio::spawn(async move {
+                evaluate.await;
+                Ok(())
+            }),
+        ));
+    }
+    if let Some(s) = shim {
+        say(&format!(
+            "loupe: shim on http://{} (OpenAI base URL http://{}/v1, Anthropic base URL http://{})",
+            s.addr(),
+            s.addr(),
+            s.addr()
+        ));
+        let serve = s.serve(stop.clone().wait());
+        tasks.push((
+            "shim",
+            tokio::spawn(async move { serve.await.map_err(anyhow::Error::from) }),
+        ));
+    }
     say(&format!(
         "loupe: ready in {:.1}s; Ctrl-C stops",
         started.elapsed().as_secs_f64()
     ));
+    if let (Roles::All { demo: true }, Some(store), Some(endpoint)) = (roles, &store, otlp_http) {
+        let store = Arc::clone(store);
+        tokio::spawn(async move {
+            if let Err(e) = populate(&store, &endpoint).await {
+                tracing::warn!(error = %e, "demo traffic failed");
+            }
+        });
+    } else if matches!(roles, Roles::All { demo: false }) {
+        say("loupe: to see demo data, run `loupe demo` in another terminal");
+    }
+    drop(store);
     run_until_stopped(tasks, stop_tx).await
+}
+
+/// Sends the demo workload to this process's collector when the store is empty.
+async fn populate(store: &Store, endpoint: &str) -> anyhow::Result<()> {
+    let spans: u64 = store
+        .reader()
+        .query("SELECT count() FROM loupe.spans")
+        .fetch_one()
+        .await?;
+    if spans > 0 {
+        say(&format!(
+            "loupe: the store already holds {spans} spans; no demo traffic sent"
+        ));
+        return Ok(());
+    }
+    say("loupe: sending 14 days of demo traffic (3 tenants) ...");
+    let summary = demo::run(&demo::DemoConfig {
+        endpoint: endpoint.to_string(),
+        workload: demo::WorkloadConfig::default(),
+        in_flight: 2,
+    })
+    .await?;
+    say(&format!(
+        "loupe: demo traffic sent: {} spans; open the dashboard",
+        summary.spans
+    ));
+    Ok(())
 }
 
 type RoleTask = tokio::task::JoinHandle<anyhow::Result<()>>;

@@ -25,6 +25,9 @@ pub mod env {
     pub const COLLECTOR_HTTP_LISTEN: &str = "LOUPE_COLLECTOR_HTTP_LISTEN";
     pub const COLLECTOR_SPOOL_DIR: &str = "LOUPE_COLLECTOR_SPOOL_DIR";
     pub const PRICES_FILE: &str = "LOUPE_PRICES_FILE";
+    pub const DASHBOARD_LISTEN: &str = "LOUPE_DASHBOARD_LISTEN";
+    pub const SHIM_LISTEN: &str = "LOUPE_SHIM_LISTEN";
+    pub const SHIM_OTLP_ENDPOINT: &str = "LOUPE_SHIM_OTLP_ENDPOINT";
     pub const XDG_CACHE_HOME: &str = "XDG_CACHE_HOME";
     pub const HOME: &str = "HOME";
 }
@@ -95,6 +98,9 @@ pub struct PricingSection {
 pub struct Config {
     pub storage: StorageSection,
     pub collector: collector::CollectorConfig,
+    pub dashboard: dashboard::DashboardConfig,
+    pub shim: sdk_shim::ShimConfig,
+    pub alerts: alerts::AlertsConfig,
     pub pricing: PricingSection,
     /// Where the lib path default comes from (not a file key).
     #[serde(skip)]
@@ -132,6 +138,15 @@ impl Config {
         }
         if let Some(u) = &overrides.clickhouse_url {
             cfg.storage.clickhouse_url = Some(u.clone());
+        }
+        // Budgets are configured once, for the cost page and the budget alerts.
+        cfg.alerts.currency = cfg.dashboard.currency.clone();
+        for (tenant, amount) in &cfg.dashboard.budgets {
+            let value = amount.parse().map_err(|e| ConfigError::Parse {
+                path: "dashboard.budgets".into(),
+                reason: format!("budget of {tenant:?} ({amount:?}) is not a decimal: {e}"),
+            })?;
+            cfg.alerts.budgets.insert(tenant.clone(), value);
         }
         // The spool lives with the data unless placed elsewhere.
         if cfg.collector.spool_dir == collector::CollectorConfig::default().spool_dir {
@@ -211,6 +226,16 @@ impl Config {
         if let Some(v) = env.get(env::COLLECTOR_SPOOL_DIR) {
             self.collector.spool_dir = PathBuf::from(v);
         }
+        if let Some(v) = env.get(env::DASHBOARD_LISTEN) {
+            self.dashboard.listen = addr(env::DASHBOARD_LISTEN, v)?;
+        }
+        if let Some(v) = env.get(env::SHIM_LISTEN) {
+            self.shim.listen = addr(env::SHIM_LISTEN, v)?;
+        }
+        if let Some(v) = env.get(env::SHIM_OTLP_ENDPOINT) {
+            self.shim.otlp_endpoint = v.clone();
+        }
+        self.shim = std::mem::take(&mut self.shim).with_env(env);
         if let Some(v) = env.get(env::PRICES_FILE) {
             self.pricing.file = Some(PathBuf::from(v));
         }

@@ -41,7 +41,7 @@ pub fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Up => commands::up(&cfg, commands::Roles::All).await,
+            Command::Up { demo } => commands::up(&cfg, commands::Roles::All { demo }).await,
             Command::Collector => commands::up(&cfg, commands::Roles::Collector).await,
             Command::Migrate { cluster, print } => {
                 commands::migrate(&cfg, cluster.as_deref(), print).await

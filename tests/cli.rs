@@ -18,6 +18,8 @@ fn loupe(data: &Path) -> Command {
         .env("LOUPE_ENGINE_LISTEN", "127.0.0.1:0")
         .env("LOUPE_COLLECTOR_GRPC_LISTEN", "127.0.0.1:0")
         .env("LOUPE_COLLECTOR_HTTP_LISTEN", "127.0.0.1:0")
+        .env("LOUPE_DASHBOARD_LISTEN", "127.0.0.1:0")
+        .env("LOUPE_SHIM_LISTEN", "127.0.0.1:0")
         .env_remove("LOUPE_CLICKHOUSE_URL")
         .env_remove("LOUPE_CONFIG")
         .env("LOUPE_LOG", "warn")
@@ -34,9 +36,14 @@ struct Up {
 
 impl Up {
     fn start(data: &Path) -> Up {
+        Self::start_with(data, &[])
+    }
+
+    fn start_with(data: &Path, args: &[&str]) -> Up {
         let t = Instant::now();
         let mut child = loupe(data)
             .arg("up")
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -65,6 +72,20 @@ impl Up {
             ready_after: t.elapsed(),
             banner,
         }
+    }
+
+    /// The address after `what` in the banner, e.g. "dashboard on http://".
+    fn announced(&self, what: &str) -> String {
+        let line = self
+            .banner
+            .iter()
+            .find(|l| l.contains(what))
+            .expect("announced in the banner");
+        let rest = line.split(what).nth(1).unwrap();
+        rest.split(|c: char| c.is_whitespace() || c == ')')
+            .next()
+            .unwrap()
+            .to_string()
     }
 
     /// The OTLP/HTTP base URL the banner announced.
@@ -428,5 +449,64 @@ fn demo_traffic_lands_through_otlp_and_is_queryable() {
         &["--format", "TSV"],
     );
     assert!(unpriced.trim().parse::<u64>().unwrap() > 0);
+    assert!(up.stop().success());
+}
+
+/// GET over plain HTTP/1.1: (status, body).
+fn get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out[9..12].parse().unwrap();
+    (
+        status,
+        out.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
+    )
+}
+
+#[test]
+fn up_runs_every_role_and_demo_populates_an_empty_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let up = Up::start_with(&data, &["--demo"]);
+    let dashboard = up.announced("dashboard on http://");
+    let shim = up.announced("shim on http://");
+    // The demo runs in the background: wait for its spans.
+    let mut spans = 0u64;
+    for _ in 0..300 {
+        spans = sql_ok(
+            &data,
+            "SELECT count() FROM loupe.spans",
+            &["--format", "TSV"],
+        )
+        .trim()
+        .parse()
+        .unwrap();
+        if spans > 5_000 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(spans > 5_000, "demo traffic stored: {spans}");
+    let (status, page) = get(&dashboard, "/");
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("acme") || page.contains("Overview"),
+        "overview renders"
+    );
+    let (status, metrics) = get(&dashboard, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("loupe_alert_evaluator_leader 1"),
+        "{metrics}"
+    );
+    let (status, _) = get(&shim, "/healthz");
+    assert_eq!(status, 200);
     assert!(up.stop().success());
 }

@@ -120,10 +120,21 @@ impl Bound {
         store: Arc<Store>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
+        self.serve_with(store, axum::Router::new(), shutdown).await
+    }
+
+    /// [`Bound::serve`] with extra routes merged in (the binary adds the
+    /// alert evaluator's `/metrics` this way; the dashboard knows no alerts).
+    pub async fn serve_with(
+        self,
+        store: Arc<Store>,
+        extra: axum::Router,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
         let state = state(&self.cfg, &store)?;
         let addr = self.local_addr()?;
         tracing::info!(%addr, "dashboard listening");
-        axum::serve(self.listener, app(state))
+        axum::serve(self.listener, app(state).merge(extra))
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(|e| ServeError::Serve(e.to_string()))
