@@ -26,6 +26,10 @@ pub struct DashboardConfig {
     /// When set, the dashboard only ever shows these tenants (enforced in the
     /// query layer). Empty: all tenants.
     pub tenants: Vec<String>,
+    /// Users, roles and sessions; open (loopback) when nothing is configured.
+    /// Never serialised (it holds password hashes).
+    #[serde(skip_serializing)]
+    pub auth: crate::auth::AuthConfig,
 }
 
 impl Default for DashboardConfig {
@@ -37,6 +41,7 @@ impl Default for DashboardConfig {
             page_size: 50,
             query_timeout_secs: 20,
             tenants: Vec::new(),
+            auth: crate::auth::AuthConfig::default(),
         }
     }
 }
@@ -48,6 +53,8 @@ pub enum ConfigError {
     Budget { tenant: String, value: String },
     #[error("dashboard.page_size must be between 1 and 500, got {0}")]
     PageSize(u32),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthConfigError),
 }
 
 impl DashboardConfig {
@@ -56,6 +63,7 @@ impl DashboardConfig {
         if !(1..=500).contains(&self.page_size) {
             return Err(ConfigError::PageSize(self.page_size));
         }
+        self.auth.validate()?;
         self.budgets
             .iter()
             .map(|(tenant, value)| {

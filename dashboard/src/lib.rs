@@ -17,6 +17,7 @@
 //! pages run under a strict Content-Security-Policy); money is
 //! `rust_decimal` end to end.
 
+pub mod auth;
 pub mod civil;
 pub mod config;
 pub mod error;
@@ -65,6 +66,7 @@ pub fn state(cfg: &DashboardConfig, store: &Store) -> Result<AppState, ConfigErr
         currency: cfg.currency.clone(),
         page_size: cfg.page_size,
         options_cache: Default::default(),
+        auth: auth::guard::Auth::new(cfg.auth.clone()),
     })
 }
 

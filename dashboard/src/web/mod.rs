@@ -13,7 +13,7 @@
 pub mod assets;
 pub mod pages;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use rust_decimal::Decimal;
 
+use crate::auth::guard;
 use crate::error::DashboardError;
 use crate::query::{FilterOptions, Queries, Scope};
 
@@ -35,6 +36,8 @@ pub struct AppState {
     pub currency: String,
     pub page_size: u32,
     pub options_cache: Arc<OptionsCache>,
+    /// Users, sessions and the login limiter.
+    pub auth: Arc<crate::auth::guard::Auth>,
 }
 
 /// How long the filter drop-downs' choices are reused.
@@ -43,23 +46,31 @@ pub const OPTIONS_TTL: Duration = Duration::from_secs(60);
 pub const OPTIONS_DAYS: i64 = 90;
 
 /// The filter choices (tenants, services, models, validation names) change
-/// slowly and every page shows them: computed at most once a minute.
+/// slowly and every page shows them: computed at most once a minute per
+/// tenant scope (never shared between scopes: a viewer must not see another
+/// tenant's names). Bounded: cleared when it holds too many scopes.
 #[derive(Default)]
 pub struct OptionsCache {
-    entry: Mutex<Option<(Instant, FilterOptions)>>,
+    entries: Mutex<HashMap<ScopeKey, (Instant, FilterOptions)>>,
 }
+
+const OPTIONS_SCOPES: usize = 256;
+
+/// A tenant scope as a cache key (`None`: every tenant).
+type ScopeKey = Option<Vec<String>>;
 
 impl AppState {
     /// The drop-downs' choices, from the cache when fresh.
     pub async fn filter_options(&self) -> Result<FilterOptions, DashboardError> {
+        let key = self.scope.tenants.clone();
         let cached = {
             let guard = self
                 .options_cache
-                .entry
+                .entries
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
             guard
-                .as_ref()
+                .get(&key)
                 .filter(|(at, _)| at.elapsed() < OPTIONS_TTL)
                 .map(|(_, o)| o.clone())
         };
@@ -68,11 +79,15 @@ impl AppState {
         }
         let since = crate::civil::now_ns() - OPTIONS_DAYS * crate::civil::DAY_NS;
         let o = self.queries.filter_options(&self.scope, since).await?;
-        *self
+        let mut entries = self
             .options_cache
-            .entry
+            .entries
             .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), o.clone()));
+            .unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= OPTIONS_SCOPES {
+            entries.clear();
+        }
+        entries.insert(key, (Instant::now(), o.clone()));
         Ok(o)
     }
 }
@@ -82,7 +97,7 @@ connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
 /// The dashboard's routes.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let pages = Router::new()
         .route("/", get(pages::overview))
         .route("/api/v1", get(pages::overview_json))
         .route("/api/v1/", get(pages::overview_json))
@@ -104,8 +119,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alerts", get(pages::alerts_json))
         .route("/static/{file}", get(assets::serve))
         .fallback(pages::not_found)
+        .with_state(state.clone());
+    let auth = Arc::clone(&state.auth);
+    let sign_in = Router::new()
+        .route("/login", get(guard::login_page).post(guard::login))
+        .route("/logout", axum::routing::post(guard::logout))
+        .route("/api/v1/session", get(guard::session))
+        .with_state(Arc::clone(&auth));
+    pages
+        .merge(sign_in)
+        .layer(axum::middleware::from_fn_with_state(auth, guard::identify))
         .layer(axum::middleware::map_response(security_headers))
-        .with_state(state)
 }
 
 async fn security_headers(mut r: Response) -> Response {

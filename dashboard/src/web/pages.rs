@@ -6,12 +6,13 @@
 
 use askama::Template;
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, RawQuery};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::assets::{Assets, assets};
 use super::{ApiError, AppState, HtmlError, html, vary_hx, wants_fragment};
+use crate::auth::access::Scoped;
 use crate::civil::{self, Day};
 use crate::error::DashboardError;
 use crate::params::{Params, link};
@@ -52,10 +53,7 @@ async fn load_overview(
     overview::load(s.queries.as_ref(), &s.scope, &p, Day::today()).await
 }
 
-pub async fn overview(
-    State(s): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> Result<Response, HtmlError> {
+pub async fn overview(Scoped(s): Scoped, RawQuery(q): RawQuery) -> Result<Response, HtmlError> {
     let (o, options) = tokio::try_join!(load_overview(&s, q.as_deref()), s.filter_options())?;
     render(&OverviewPage {
         chrome: chrome("overview"),
@@ -65,7 +63,7 @@ pub async fn overview(
 }
 
 pub async fn overview_json(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     RawQuery(q): RawQuery,
 ) -> Result<Json<overview::Overview>, ApiError> {
     Ok(Json(load_overview(&s, q.as_deref()).await?))
@@ -112,7 +110,7 @@ async fn load_cost(s: &AppState, q: Option<&str>) -> Result<cost::CostReport, Da
     .await
 }
 
-pub async fn cost(State(s): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, HtmlError> {
+pub async fn cost(Scoped(s): Scoped, RawQuery(q): RawQuery) -> Result<Response, HtmlError> {
     let (r, options) = tokio::try_join!(load_cost(&s, q.as_deref()), s.filter_options())?;
     let period = [("from", r.from.as_str()), ("to", r.to.as_str())];
     let csv_href = link(
@@ -132,16 +130,13 @@ pub async fn cost(State(s): State<AppState>, RawQuery(q): RawQuery) -> Result<Re
 }
 
 pub async fn cost_json(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     RawQuery(q): RawQuery,
 ) -> Result<Json<cost::CostReport>, ApiError> {
     Ok(Json(load_cost(&s, q.as_deref()).await?))
 }
 
-pub async fn cost_csv(
-    State(s): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> Result<Response, ApiError> {
+pub async fn cost_csv(Scoped(s): Scoped, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let r = load_cost(&s, q.as_deref()).await?;
     let name = format!(
         "loupe-cost-{}-{}{}.csv",
@@ -212,10 +207,7 @@ async fn load_drift(
     Ok((d, req))
 }
 
-pub async fn drift(
-    State(s): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> Result<Response, HtmlError> {
+pub async fn drift(Scoped(s): Scoped, RawQuery(q): RawQuery) -> Result<Response, HtmlError> {
     let ((d, req), options) = tokio::try_join!(load_drift(&s, q.as_deref()), s.filter_options())?;
     render(&DriftPage {
         chrome: chrome("drift"),
@@ -226,7 +218,7 @@ pub async fn drift(
 }
 
 pub async fn drift_json(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     RawQuery(q): RawQuery,
 ) -> Result<Json<drift::Drift>, ApiError> {
     Ok(Json(load_drift(&s, q.as_deref()).await?.0))
@@ -264,7 +256,7 @@ async fn load_traces(s: &AppState, q: Option<&str>) -> Result<traces::TracesPage
 }
 
 pub async fn traces(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Result<Response, HtmlError> {
@@ -282,7 +274,7 @@ pub async fn traces(
 }
 
 pub async fn traces_json(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     RawQuery(q): RawQuery,
 ) -> Result<Json<traces::TracesPage>, ApiError> {
     Ok(Json(load_traces(&s, q.as_deref()).await?))
@@ -315,7 +307,7 @@ async fn load_trace(
 }
 
 pub async fn trace(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, HtmlError> {
@@ -328,7 +320,7 @@ pub async fn trace(
 }
 
 pub async fn trace_json(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<trace::TraceView>, ApiError> {
@@ -363,7 +355,7 @@ async fn load_span(
 }
 
 pub async fn span(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     headers: HeaderMap,
     Path((t, sp)): Path<(String, String)>,
     RawQuery(q): RawQuery,
@@ -382,7 +374,7 @@ pub async fn span(
 }
 
 pub async fn span_json(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     Path((t, sp)): Path<(String, String)>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<trace::SpanView>, ApiError> {
@@ -403,10 +395,7 @@ async fn load_alerts(s: &AppState, q: Option<&str>) -> Result<alerts::AlertsView
     alerts::load(s.queries.as_ref(), &s.scope, civil::now_ns()).await
 }
 
-pub async fn alerts(
-    State(s): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> Result<Response, HtmlError> {
+pub async fn alerts(Scoped(s): Scoped, RawQuery(q): RawQuery) -> Result<Response, HtmlError> {
     let a = load_alerts(&s, q.as_deref()).await?;
     render(&AlertsPage {
         chrome: chrome("alerts"),
@@ -415,7 +404,7 @@ pub async fn alerts(
 }
 
 pub async fn alerts_json(
-    State(s): State<AppState>,
+    Scoped(s): Scoped,
     RawQuery(q): RawQuery,
 ) -> Result<Json<alerts::AlertsView>, ApiError> {
     Ok(Json(load_alerts(&s, q.as_deref()).await?))
