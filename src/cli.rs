@@ -58,6 +58,9 @@ pub enum Command {
         /// Generate about this many spans instead (for benchmarks), spread over the same days.
         #[arg(long)]
         spans: Option<u64>,
+        /// Ingest key, when the collector requires one (also LOUPE_KEY).
+        #[arg(long, env = "LOUPE_KEY")]
+        key: Option<String>,
     },
     /// Makes a new ingest API key for a tenant and prints it with its config line.
     Key {

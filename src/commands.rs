@@ -142,9 +142,29 @@ async fn serve_roles(
     prices: Arc<schemas::pricing::PriceTable>,
     started: std::time::Instant,
 ) -> anyhow::Result<()> {
+    // When the collector requires keys, the in-process shim exports with a
+    // forwarder key made for this run (its spans carry their own tenants).
+    let mut collector_cfg = cfg.collector.clone();
+    let mut shim_headers = cfg.shim.otlp_headers.clone();
+    if roles.collector()
+        && roles.shim()
+        && !collector_cfg.keys.is_empty()
+        && !shim_headers.contains_key("authorization")
+    {
+        let mut raw = [0u8; 32];
+        rand::fill(&mut raw);
+        let key = schemas::ingest_keys::new_key(raw);
+        collector_cfg.keys.push(schemas::ingest_keys::KeyEntry {
+            tenant: "loupe-shim".into(),
+            sha256: schemas::ingest_keys::hash_key(&key),
+            name: "in-process shim".into(),
+            forwarder: true,
+        });
+        shim_headers.insert("authorization".into(), format!("Bearer {key}"));
+    }
     // Bind everything first: a port in use fails before anything runs.
     let collector = match roles.collector() {
-        true => Some(collector::Collector::bind(&cfg.collector).await?),
+        true => Some(collector::Collector::bind(&collector_cfg).await?),
         false => None,
     };
     let dashboard = match roles.dashboard() {
@@ -154,6 +174,7 @@ async fn serve_roles(
     let shim = match roles.shim() {
         true => {
             let mut shim_cfg = cfg.shim.clone();
+            shim_cfg.otlp_headers = shim_headers;
             // In one process the shim exports to this collector, wherever it listens.
             if let Some(c) = &collector
                 && shim_cfg.otlp_endpoint == sdk_shim::ShimConfig::default().otlp_endpoint
@@ -262,6 +283,7 @@ async fn populate(store: &Store, endpoint: &str) -> anyhow::Result<()> {
         endpoint: endpoint.to_string(),
         workload: demo::WorkloadConfig::default(),
         in_flight: 2,
+        key: None,
     })
     .await?;
     say(&format!(
@@ -362,7 +384,12 @@ pub async fn sql(cfg: &Config, query: &str, format: &str, write: bool) -> anyhow
     result.map(|_| ExitCode::SUCCESS)
 }
 
-pub async fn demo(endpoint: &str, days: u64, spans: Option<u64>) -> anyhow::Result<ExitCode> {
+pub async fn demo(
+    endpoint: &str,
+    days: u64,
+    spans: Option<u64>,
+    key: Option<String>,
+) -> anyhow::Result<ExitCode> {
     let cfg = demo::DemoConfig {
         endpoint: endpoint.to_string(),
         workload: demo::WorkloadConfig {
@@ -371,6 +398,7 @@ pub async fn demo(endpoint: &str, days: u64, spans: Option<u64>) -> anyhow::Resu
             ..Default::default()
         },
         in_flight: 4,
+        key,
     };
     say(&format!(
         "loupe demo: sending {days} days of traffic to {endpoint} ..."

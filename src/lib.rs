@@ -56,7 +56,8 @@ pub fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<ExitCode> {
                 endpoint,
                 days,
                 spans,
-            } => commands::demo(&endpoint, days, spans).await,
+                key,
+            } => commands::demo(&endpoint, days, spans, key).await,
             Command::Dashboard | Command::Shim => {
                 anyhow::bail!(
                     "this role is not available in this build yet; `loupe up` runs what exists"

@@ -510,3 +510,60 @@ fn up_runs_every_role_and_demo_populates_an_empty_store() {
     assert_eq!(status, 200);
     assert!(up.stop().success());
 }
+
+#[test]
+fn a_keyed_collector_refuses_anonymous_traffic_and_attributes_keyed_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key = "loupe_cli_test_key_0123456789abcdef";
+    let cfg = dir.path().join("loupe.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[collector.keys]]\ntenant = \"acme\"\nsha256 = \"{}\"\n",
+            schemas::ingest_keys::hash_key(key)
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let up = Up::start_with(&data, &["--config", cfg]);
+    let endpoint = up.otlp_http();
+    let demo = |extra: &[&str]| {
+        loupe(&data)
+            .args([
+                "--config",
+                cfg,
+                "demo",
+                "--spans",
+                "500",
+                "--endpoint",
+                &endpoint,
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let refused = demo(&[]);
+    let line = one_error_line(&refused);
+    assert!(line.contains("401"), "{line}");
+    let sent = demo(&["--key", key]);
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let mut tenants = String::new();
+    for _ in 0..50 {
+        tenants = sql_ok(
+            &data,
+            "SELECT DISTINCT tenant_id FROM loupe.spans",
+            &["--format", "TSV"],
+        );
+        if !tenants.trim().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(tenants.trim(), "acme", "every span is the key's tenant");
+    assert!(up.stop().success());
+}

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use schemas::ingest_keys::IngestKeys;
+use schemas::ingest_keys::{IngestKeys, KeyMatch};
 use schemas::pricing::PriceTable;
 use schemas::redact::TenantRedactors;
 use schemas::{CanonicalSpan, NormalizeContext};
@@ -115,10 +115,11 @@ impl Ingest {
             return Ok(Caller::anonymous());
         }
         let key = presented.map(schemas::ingest_keys::from_authorization);
-        match key.and_then(|k| self.keys.tenant_of(k)) {
-            Some(tenant) => Ok(Caller {
+        match key.and_then(|k| self.keys.lookup(k)) {
+            Some(KeyMatch::Tenant(tenant)) => Ok(Caller {
                 key_tenant: Some(tenant.to_string()),
             }),
+            Some(KeyMatch::Forwarder) => Ok(Caller::anonymous()),
             None => {
                 let e = IngestError::Unauthenticated;
                 self.count_refusal(&e);

@@ -83,17 +83,26 @@ async fn keys_decide_the_tenant_and_redaction_and_retention_apply() {
     let store = Arc::new(common::store_at(dir.path()).await);
     let acme_key = "loupe_acme_secret_key_0123456789";
     let globex_key = "loupe_globex_secret_key_0123456789";
+    let forwarder_key = "loupe_forwarder_secret_key_0123456789";
     let mut cfg = common::test_config(dir.path());
     cfg.keys = vec![
         KeyEntry {
             tenant: "acme".into(),
             sha256: hash_key(acme_key),
             name: String::new(),
+            forwarder: false,
         },
         KeyEntry {
             tenant: "globex".into(),
             sha256: hash_key(globex_key),
             name: String::new(),
+            forwarder: false,
+        },
+        KeyEntry {
+            tenant: "shim".into(),
+            sha256: hash_key(forwarder_key),
+            name: "the shim".into(),
+            forwarder: true,
         },
     ];
     cfg.tenants = BTreeMap::from([(
@@ -147,6 +156,17 @@ async fn keys_decide_the_tenant_and_redaction_and_retention_apply() {
     );
     grpc.export(req).await.unwrap();
 
+    // A forwarder's key authenticates; the telemetry's own tenant stands.
+    assert_eq!(
+        post(
+            &url,
+            Some(&format!("Bearer {forwarder_key}")),
+            &request(6, "initech", "hi")
+        )
+        .await,
+        200
+    );
+
     let mut rows: Vec<(String, String, bool, String, u16, u16)> = Vec::new();
     for _ in 0..100 {
         rows = store
@@ -155,15 +175,19 @@ async fn keys_decide_the_tenant_and_redaction_and_retention_apply() {
             .fetch_all()
             .await
             .unwrap();
-        if rows.len() == 2 {
+        if rows.len() == 3 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
         rows.len(),
-        2,
-        "exactly the two authenticated exports: {rows:?}"
+        3,
+        "exactly the three authenticated exports: {rows:?}"
+    );
+    assert_eq!(
+        rows[2].1, "initech",
+        "a forwarder's telemetry keeps its tenant"
     );
     let (_, tenant, redacted, body, days, _) = &rows[0];
     assert_eq!(tenant, "acme", "the key's tenant wins over the telemetry's");

@@ -19,6 +19,8 @@ pub struct DemoConfig {
     pub endpoint: String,
     pub workload: WorkloadConfig,
     pub in_flight: usize,
+    /// Ingest key, when the collector requires one.
+    pub key: Option<String>,
 }
 
 /// What was sent.
@@ -31,7 +33,7 @@ pub struct DemoSummary {
 
 /// Generates and sends the whole workload.
 pub async fn run(cfg: &DemoConfig) -> Result<DemoSummary, SendError> {
-    let sender = Sender::new(&cfg.endpoint, cfg.in_flight)?;
+    let sender = Sender::new(&cfg.endpoint, cfg.in_flight, cfg.key.as_deref())?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))

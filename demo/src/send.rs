@@ -34,17 +34,20 @@ pub enum SendError {
 pub struct Sender {
     client: Client<HttpConnector, Full<Bytes>>,
     url: String,
+    /// `Authorization` value when the collector requires an ingest key.
+    authorization: Option<String>,
     permits: Arc<Semaphore>,
 }
 
 impl Sender {
-    pub fn new(endpoint: &str, in_flight: usize) -> Result<Self, SendError> {
+    pub fn new(endpoint: &str, in_flight: usize, key: Option<&str>) -> Result<Self, SendError> {
         let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
         url.parse::<hyper::Uri>()
             .map_err(|_| SendError::Url(url.clone()))?;
         Ok(Self {
             client: Client::builder(TokioExecutor::new()).build_http(),
             url,
+            authorization: key.map(|k| format!("Bearer {k}")),
             permits: Arc::new(Semaphore::new(in_flight.max(1))),
         })
     }
@@ -54,8 +57,12 @@ impl Sender {
         let _permit = self.permits.acquire().await.map_err(|_| SendError::Busy)?;
         let body = Bytes::from(req.encode_to_vec());
         for attempt in 0..MAX_ATTEMPTS {
-            let request = hyper::Request::post(&self.url)
-                .header("content-type", "application/x-protobuf")
+            let mut request =
+                hyper::Request::post(&self.url).header("content-type", "application/x-protobuf");
+            if let Some(auth) = &self.authorization {
+                request = request.header("authorization", auth);
+            }
+            let request = request
                 .body(Full::new(body.clone()))
                 .map_err(|_| SendError::Url(self.url.clone()))?;
             let resp = self

@@ -22,6 +22,11 @@ pub struct KeyEntry {
     /// A label for operators (which service holds it).
     #[serde(default)]
     pub name: String,
+    /// A forwarder (the shim, an OTel Collector gateway) is trusted to say
+    /// which tenant its telemetry belongs to: its key authenticates but does
+    /// not fix the tenant. `tenant` then only labels the entry.
+    #[serde(default)]
+    pub forwarder: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -35,7 +40,16 @@ pub enum KeyError {
 /// The configured keys, ready to check requests against.
 #[derive(Debug, Clone, Default)]
 pub struct IngestKeys {
-    entries: Vec<([u8; 32], String)>,
+    entries: Vec<([u8; 32], String, bool)>,
+}
+
+/// What a presented key proves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyMatch<'a> {
+    /// Everything it sends belongs to this tenant.
+    Tenant(&'a str),
+    /// A trusted forwarder: the telemetry's own tenant stands.
+    Forwarder,
 }
 
 impl IngestKeys {
@@ -51,7 +65,7 @@ impl IngestKeys {
             };
             let bytes = hex::decode(e.sha256.trim()).map_err(|_| bad())?;
             let hash: [u8; 32] = bytes.try_into().map_err(|_| bad())?;
-            out.push((hash, e.tenant.clone()));
+            out.push((hash, e.tenant.clone(), e.forwarder));
         }
         Ok(Self { entries: out })
     }
@@ -61,18 +75,31 @@ impl IngestKeys {
         !self.entries.is_empty()
     }
 
-    /// The tenant of a presented key, if it is one of ours. Every configured
-    /// hash is compared, so the time does not say which one matched.
+    /// The tenant of a presented tenant key (`None` for unknown keys and
+    /// for forwarders').
     pub fn tenant_of(&self, presented: &str) -> Option<&str> {
+        match self.lookup(presented)? {
+            KeyMatch::Tenant(t) => Some(t),
+            KeyMatch::Forwarder => None,
+        }
+    }
+
+    /// What a presented key proves, if it is one of ours. Every configured
+    /// hash is compared, so the time does not say which one matched.
+    pub fn lookup(&self, presented: &str) -> Option<KeyMatch<'_>> {
         let digest: [u8; 32] = Sha256::digest(presented.trim().as_bytes()).into();
         let mut found = None;
-        for (hash, tenant) in &self.entries {
+        for (hash, tenant, forwarder) in &self.entries {
             let diff = hash
                 .iter()
                 .zip(digest.iter())
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b));
             if diff == 0 && found.is_none() {
-                found = Some(tenant.as_str());
+                found = Some(if *forwarder {
+                    KeyMatch::Forwarder
+                } else {
+                    KeyMatch::Tenant(tenant.as_str())
+                });
             }
         }
         found
@@ -111,11 +138,13 @@ mod tests {
                 tenant: "acme".into(),
                 sha256: hash_key(&a),
                 name: String::new(),
+                forwarder: false,
             },
             KeyEntry {
                 tenant: "globex".into(),
                 sha256: hash_key(&b),
                 name: String::new(),
+                forwarder: false,
             },
         ])
         .unwrap();
@@ -124,6 +153,15 @@ mod tests {
         assert_eq!(keys.tenant_of(&b), Some("globex"));
         assert_eq!(keys.tenant_of("loupe_nope"), None);
         assert_eq!(keys.tenant_of(""), None);
+        let fwd = IngestKeys::new(&[KeyEntry {
+            tenant: "shim".into(),
+            sha256: hash_key(&a),
+            name: String::new(),
+            forwarder: true,
+        }])
+        .unwrap();
+        assert_eq!(fwd.lookup(&a), Some(KeyMatch::Forwarder));
+        assert_eq!(fwd.lookup(&b), None);
         assert!(a.starts_with("loupe_") && a.len() == 70);
     }
 
@@ -133,6 +171,7 @@ mod tests {
             tenant: "acme".into(),
             sha256: "xyz".into(),
             name: String::new(),
+            forwarder: false,
         }]);
         assert_eq!(
             e.unwrap_err(),
@@ -145,6 +184,7 @@ mod tests {
             tenant: " ".into(),
             sha256: hash_key("k"),
             name: String::new(),
+            forwarder: false,
         }]);
         assert_eq!(e.unwrap_err(), KeyError::NoTenant { index: 0 });
         assert!(!IngestKeys::new(&[]).unwrap().enabled());

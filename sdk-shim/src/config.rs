@@ -77,11 +77,22 @@ pub struct ShimConfig {
     /// Record prompts and completions (`gen_ai.input.messages` / `gen_ai.output.messages`).
     pub capture_content: bool,
     pub service_name: String,
+    /// Ingest keys clients present in `X-Loupe-Key`; when any is set, captured
+    /// routes refuse calls without a valid one, and the key's tenant wins
+    /// over `X-Loupe-Tenant`.
+    #[serde(skip_serializing)]
+    pub keys: Vec<schemas::ingest_keys::KeyEntry>,
+    /// Headers sent with every OTLP export (e.g. `authorization` with a
+    /// forwarder key for a collector that requires keys). HTTP export only.
+    #[serde(skip_serializing)]
+    pub otlp_headers: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for ShimConfig {
     fn default() -> Self {
         ShimConfig {
+            keys: Vec::new(),
+            otlp_headers: std::collections::BTreeMap::new(),
             listen: SocketAddr::from(([127, 0, 0, 1], 4000)),
             openai_base_url: DEFAULT_OPENAI_BASE_URL.to_owned(),
             anthropic_base_url: DEFAULT_ANTHROPIC_BASE_URL.to_owned(),

@@ -39,6 +39,8 @@ pub enum ProxyError {
     UpstreamUnavailable,
     #[error("upstream URL could not be built")]
     BadUpstreamUrl,
+    #[error("missing or invalid Loupe key (X-Loupe-Key)")]
+    Unauthenticated,
 }
 
 impl ProxyError {
@@ -51,6 +53,7 @@ impl ProxyError {
                 StatusCode::GATEWAY_TIMEOUT
             }
             ProxyError::UpstreamUnavailable | ProxyError::BadUpstreamUrl => StatusCode::BAD_GATEWAY,
+            ProxyError::Unauthenticated => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -61,6 +64,7 @@ impl ProxyError {
             ProxyError::BodyTooLarge(_) => "request_too_large",
             ProxyError::UpstreamTimeout(_) | ProxyError::ConnectTimeout(_) => "timeout",
             ProxyError::UpstreamUnavailable | ProxyError::BadUpstreamUrl => "upstream_unavailable",
+            ProxyError::Unauthenticated => "authentication_error",
         }
     }
 }

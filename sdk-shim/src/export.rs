@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use opentelemetry_otlp::WithHttpConfig;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SpanExporter as _;
@@ -153,6 +154,12 @@ pub fn channel(
             .with_protocol(Protocol::HttpBinary)
             .with_endpoint(traces_url(&cfg.otlp_endpoint))
             .with_timeout(timeout)
+            .with_headers(
+                cfg.otlp_headers
+                    .clone()
+                    .into_iter()
+                    .collect::<std::collections::HashMap<_, _>>(),
+            )
             .build(),
         OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()

@@ -11,6 +11,8 @@ pub const X_LOUPE_TENANT: &str = "x-loupe-tenant";
 pub const X_LOUPE_FEATURE: &str = "x-loupe-feature";
 pub const X_LOUPE_USER: &str = "x-loupe-user";
 pub const X_LOUPE_SESSION: &str = "x-loupe-session";
+/// The caller's Loupe ingest key (never forwarded, never recorded).
+pub const X_LOUPE_KEY: &str = "x-loupe-key";
 const X_LOUPE_PREFIX: &str = "x-loupe-";
 pub const TRACEPARENT: &str = "traceparent";
 
@@ -53,6 +55,16 @@ impl Attribution {
             user: get(X_LOUPE_USER),
             session: get(X_LOUPE_SESSION),
         }
+    }
+}
+
+impl Attribution {
+    /// The tenant a key proved replaces whatever the headers claimed.
+    pub fn with_tenant(mut self, tenant: Option<String>) -> Self {
+        if tenant.is_some() {
+            self.tenant = tenant;
+        }
+        self
     }
 }
 

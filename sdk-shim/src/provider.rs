@@ -155,6 +155,7 @@ pub fn error_response(api: Api, err: &ProxyError) -> Response {
 
 fn openai_type(err: &ProxyError) -> &'static str {
     match err.status() {
+        StatusCode::UNAUTHORIZED => "invalid_request_error",
         StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => "invalid_request_error",
         StatusCode::GATEWAY_TIMEOUT => "timeout",
         _ => "api_error",
@@ -163,6 +164,7 @@ fn openai_type(err: &ProxyError) -> &'static str {
 
 fn anthropic_type(err: &ProxyError) -> &'static str {
     match err.status() {
+        StatusCode::UNAUTHORIZED => "authentication_error",
         StatusCode::BAD_REQUEST => "invalid_request_error",
         StatusCode::PAYLOAD_TOO_LARGE => "request_too_large",
         StatusCode::GATEWAY_TIMEOUT => "timeout_error",

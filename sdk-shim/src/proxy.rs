@@ -42,6 +42,7 @@ const MAX_FILTER_EVENT: usize = 1 << 20;
 #[derive(Debug)]
 pub struct Proxy {
     pub cfg: ShimConfig,
+    pub keys: schemas::ingest_keys::IngestKeys,
     pub client: HttpClient,
     pub queue: ExportQueue,
 }
@@ -55,10 +56,32 @@ impl Proxy {
         }
     }
 
+    /// The tenant an `X-Loupe-Key` proves (`None` when keys are not
+    /// configured or the key is a forwarder's); refused when keys are
+    /// configured and the key is missing or unknown.
+    fn key_tenant(&self, headers: &http::HeaderMap) -> Result<Option<String>, ProxyError> {
+        use schemas::ingest_keys::KeyMatch;
+        if !self.keys.enabled() {
+            return Ok(None);
+        }
+        let presented = headers
+            .get(crate::headers::X_LOUPE_KEY)
+            .and_then(|v| v.to_str().ok());
+        match presented.and_then(|k| self.keys.lookup(k)) {
+            Some(KeyMatch::Tenant(t)) => Ok(Some(t.to_string())),
+            Some(KeyMatch::Forwarder) => Ok(None),
+            None => Err(ProxyError::Unauthenticated),
+        }
+    }
+
     async fn captured(&self, ep: Endpoint, parts: Parts, body: Body) -> Response {
         let api = ep.api();
         let metrics = self.queue.metrics();
         metrics.requests.fetch_add(1, Ordering::Relaxed);
+        let key_tenant = match self.key_tenant(&parts.headers) {
+            Ok(t) => t,
+            Err(e) => return self.refuse(api, e),
+        };
         let bytes = match read_body(body, self.cfg.max_request_body_bytes).await {
             Ok(b) => b,
             Err(e) => return self.refuse(api, e),
@@ -95,7 +118,7 @@ impl Proxy {
             server_address: uri.host().unwrap_or_default().to_owned(),
             server_port: uri.port_u16(),
             request: info,
-            attribution: Attribution::from_headers(&parts.headers),
+            attribution: Attribution::from_headers(&parts.headers).with_tenant(key_tenant),
             parent: TraceParent::from_headers(&parts.headers),
             start: SystemTime::now(),
             started: Instant::now(),

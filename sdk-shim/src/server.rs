@@ -43,6 +43,8 @@ pub struct Bound {
 impl Shim {
     pub async fn bind(cfg: &ShimConfig) -> Result<Bound, ShimError> {
         cfg.check()?;
+        let keys = schemas::ingest_keys::IngestKeys::new(&cfg.keys)
+            .map_err(|e| ShimError::Config(e.to_string()))?;
         let listener = TcpListener::bind(cfg.listen)
             .await
             .map_err(|source| ShimError::Bind {
@@ -56,6 +58,7 @@ impl Shim {
             listener,
             proxy: Arc::new(Proxy {
                 cfg: cfg.clone(),
+                keys,
                 client,
                 queue,
             }),

@@ -884,3 +884,59 @@ async fn a_stream_that_stalls_past_the_read_timeout_is_cut_and_recorded() {
     assert_eq!(s.price_status, PriceStatus::EstimatedUsage);
     shim.stop().await;
 }
+
+#[tokio::test]
+async fn loupe_keys_gate_capture_and_decide_the_tenant() {
+    use schemas::ingest_keys::{KeyEntry, hash_key};
+    let mock = Mock::start().await;
+    let receiver = Receiver::start().await;
+    let mut cfg = config(&mock, &receiver);
+    let key = "loupe_shim_client_key_0123456789";
+    cfg.keys = vec![KeyEntry {
+        tenant: "acme".into(),
+        sha256: hash_key(key),
+        name: String::new(),
+        forwarder: false,
+    }];
+    let shim = start_shim(cfg).await;
+    let (a, provider_key) = auth();
+    // No Loupe key, a wrong one: refused in each provider's format, upstream untouched.
+    let o = call(
+        &shim.openai_base(),
+        "/chat/completions",
+        &chat_body(false),
+        &[(a, provider_key.as_str())],
+    )
+    .await;
+    assert_eq!(o.status, 401);
+    assert_eq!(o.json()["error"]["code"], "authentication_error");
+    let an = call(
+        &shim.url(),
+        "/v1/messages",
+        "{}",
+        &[("x-loupe-key", "loupe_wrong")],
+    )
+    .await;
+    assert_eq!(an.status, 401);
+    assert_eq!(an.json()["error"]["type"], "authentication_error");
+    assert!(mock.seen().is_empty());
+    // The right key: captured as the key's tenant whatever the header claims,
+    // and the key never reaches the upstream.
+    let ok = call(
+        &shim.openai_base(),
+        "/chat/completions",
+        &chat_body(false),
+        &[
+            (a, provider_key.as_str()),
+            ("x-loupe-key", key),
+            ("x-loupe-tenant", "globex"),
+        ],
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+    let spans = receiver.wait_for(1).await;
+    assert_eq!(spans[0].tenant_id, "acme");
+    assert!(mock.seen().iter().all(|s| !format!("{s:?}").contains(key)));
+    assert!(!receiver.raw_text().contains(key));
+    shim.stop().await;
+}
