@@ -209,6 +209,14 @@ async fn roles_and_tenants_are_enforced_on_every_route() {
         StatusCode::OK
     );
 
+    // The nav names the user and carries a sign-out form with the token.
+    let account = get_with(&app, "/account", &[("cookie", boss.as_str())])
+        .await
+        .body;
+    assert!(
+        account.contains("boss") && account.contains("admin") && account.contains("name=\"csrf\""),
+        "{account}"
+    );
     // CSRF: a state-changing request needs the session's token.
     let (status, _, _) = post(&app, "/logout", "", &[("cookie", boss.as_str())]).await;
     assert_eq!(status, StatusCode::FORBIDDEN);

@@ -261,6 +261,32 @@ pub async fn session(
     }))
 }
 
+/// `GET /account`: the nav's fragment naming the signed-in user with a
+/// sign-out form (empty in open mode). Loaded by htmx after the page.
+pub async fn account(
+    State(auth): State<Arc<Auth>>,
+    axum::Extension(p): axum::Extension<Principal>,
+    axum::Extension(csrf): axum::Extension<CsrfToken>,
+) -> Html<String> {
+    if !auth.config.enabled() {
+        return Html(String::new());
+    }
+    let form = if csrf.0.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<form method=\"post\" action=\"/logout\" class=\"signout\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Sign out</button></form>",
+            html_escape(&csrf.0)
+        )
+    };
+    Html(format!(
+        "<span class=\"account\">{} · {}{form}</span>",
+        html_escape(&p.name),
+        p.role.as_str()
+    ))
+}
+
 pub async fn logout(State(auth): State<Arc<Auth>>, headers: HeaderMap) -> Response {
     if let Some(id) = cookie(&headers) {
         auth.sessions.remove(&id);

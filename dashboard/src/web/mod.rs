@@ -125,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .route("/login", get(guard::login_page).post(guard::login))
         .route("/logout", axum::routing::post(guard::logout))
         .route("/api/v1/session", get(guard::session))
+        .route("/account", get(guard::account))
         .with_state(Arc::clone(&auth));
     pages
         .merge(sign_in)
