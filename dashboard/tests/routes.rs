@@ -767,6 +767,34 @@ async fn alerts_show_what_the_evaluator_decided_and_whether_it_runs() {
         !html.contains("<script>alert") && !html.contains("javascript:"),
         "summary escaped, unsafe link dropped"
     );
+    // Filters: by rule, tenant and state.
+    let j = get(&app, "/api/v1/alerts?state=resolved").await.json();
+    assert!(j["firing"].as_array().unwrap().is_empty());
+    let h = j["history"].as_array().unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0]["summary"], "back under budget");
+    let j = get(&app, "/api/v1/alerts?tenant=acme").await.json();
+    assert!(
+        j["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["tenant"] == "acme")
+    );
+    assert_eq!(
+        j["tenants"].as_array().unwrap().len(),
+        2,
+        "choices keep every tenant"
+    );
+    let j = get(&app, "/api/v1/alerts?rule=budget&state=firing")
+        .await
+        .json();
+    assert_eq!(j["history"].as_array().unwrap().len(), 1);
+    assert!(j["firing"].as_array().unwrap().is_empty());
+    assert_eq!(
+        get(&app, "/alerts?state=maybe").await.status,
+        StatusCode::BAD_REQUEST
+    );
     let scoped = dashboard::app(
         dashboard::state(
             &DashboardConfig {

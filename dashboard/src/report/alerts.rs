@@ -40,6 +40,11 @@ pub struct AlertLine {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AlertsView {
+    /// The filters applied (empty: all).
+    pub filter: AlertFilter,
+    /// Rules and tenants seen in the window, for the filter choices.
+    pub rules: Vec<String>,
+    pub tenants: Vec<String>,
     /// An evaluator heartbeat was seen in the last five minutes.
     pub evaluator_running: bool,
     pub last_heartbeat: Option<String>,
@@ -48,15 +53,66 @@ pub struct AlertsView {
     pub history_days: i64,
 }
 
+/// Filters of the alerts page: `rule`, `tenant`, `state` (firing | resolved).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AlertFilter {
+    pub rule: String,
+    pub tenant: String,
+    pub state: String,
+}
+
+pub const PARAMS: &[&str] = &["rule", "tenant", "state"];
+pub const STATES: &[&str] = &["firing", "resolved"];
+
+impl AlertFilter {
+    pub fn parse(p: &crate::params::Params) -> Result<Self, DashboardError> {
+        Ok(Self {
+            rule: p.string("rule").unwrap_or_default(),
+            tenant: p.string("tenant").unwrap_or_default(),
+            state: p.choice("state", STATES)?.unwrap_or_default().to_string(),
+        })
+    }
+
+    fn keeps(&self, l: &AlertLine) -> bool {
+        (self.rule.is_empty() || l.rule == self.rule)
+            && (self.tenant.is_empty() || l.tenant == self.tenant)
+    }
+}
+
 pub async fn load(
     q: &dyn Queries,
     scope: &Scope,
+    filter: AlertFilter,
     now_ns: i64,
 ) -> Result<AlertsView, DashboardError> {
     let a = q
         .alert_activity(scope, now_ns - HISTORY_DAYS * civil::DAY_NS, HISTORY_LIMIT)
         .await?;
-    Ok(shape(&a, now_ns))
+    Ok(filtered(shape(&a, now_ns), filter))
+}
+
+/// Applies the page's filters (the choices keep every rule and tenant seen).
+pub fn filtered(mut v: AlertsView, f: AlertFilter) -> AlertsView {
+    let mut rules: Vec<String> = v.history.iter().map(|l| l.rule.clone()).collect();
+    let mut tenants: Vec<String> = v.history.iter().map(|l| l.tenant.clone()).collect();
+    rules.sort();
+    rules.dedup();
+    tenants.sort();
+    tenants.dedup();
+    v.firing.retain(|l| f.keeps(l));
+    v.history.retain(|l| f.keeps(l));
+    match f.state.as_str() {
+        "firing" => v.history.retain(|l| l.event != "resolved"),
+        "resolved" => {
+            v.firing.clear();
+            v.history.retain(|l| l.event == "resolved");
+        }
+        _ => {}
+    }
+    v.rules = rules;
+    v.tenants = tenants;
+    v.filter = f;
+    v
 }
 
 /// Keeps only same-origin paths (`/cost?…`), never `//host` or `javascript:`.
@@ -99,6 +155,9 @@ pub fn shape(a: &AlertActivity, now_ns: i64) -> AlertsView {
         .collect();
     firing.sort_by_key(|e| std::cmp::Reverse(e.time_ns));
     AlertsView {
+        filter: AlertFilter::default(),
+        rules: Vec::new(),
+        tenants: Vec::new(),
         evaluator_running: a
             .last_heartbeat_ns
             .is_some_and(|t| now_ns - t <= LIVE_WINDOW_NS),

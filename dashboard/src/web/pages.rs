@@ -391,8 +391,9 @@ pub struct AlertsPage {
 }
 
 async fn load_alerts(s: &AppState, q: Option<&str>) -> Result<alerts::AlertsView, DashboardError> {
-    Params::parse(q, &[])?;
-    alerts::load(s.queries.as_ref(), &s.scope, civil::now_ns()).await
+    let p = Params::parse(q, alerts::PARAMS)?;
+    let filter = alerts::AlertFilter::parse(&p)?;
+    alerts::load(s.queries.as_ref(), &s.scope, filter, civil::now_ns()).await
 }
 
 pub async fn alerts(Scoped(s): Scoped, RawQuery(q): RawQuery) -> Result<Response, HtmlError> {
