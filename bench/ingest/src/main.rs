@@ -1,0 +1,455 @@
+//! `ingest-bench`: end-to-end OTLP ingest into the embedded engine vs the
+//! engine's own insert rate for the same rows. See bench/README.md.
+//!
+//! `ingest-bench [--spans N] [--concurrency C] [--spans-per-request R] [--tenants T]
+//!  [--protocol http|grpc|both] [--batch-rows N] [--batch-age-ms MS]
+//!  [--writer-concurrency N] [--max-requests N] [--ceiling-concurrency N] [--data-dir DIR] [--timeout-secs S]`
+//!
+//! One process: pre-encodes the requests, opens the embedded engine, then per
+//! protocol starts a collector on loopback, sends everything, and waits until
+//! `count()` of `loupe.spans` reaches N; then inserts the same rows (normalised
+//! once, as the collector would) straight into the engine: the ceiling.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+mod load;
+mod spans;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use load::Protocol;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+use schemas::pricing::PriceTable;
+use store::rows::{Retention, SpanRow, tables};
+use store::{EmbeddedConfig, Store, StoreConfig};
+
+struct Args {
+    spans: u64,
+    concurrency: usize,
+    spans_per_request: u64,
+    tenants: usize,
+    protocols: Vec<Protocol>,
+    batch_rows: usize,
+    batch_age_ms: u64,
+    writer_concurrency: usize,
+    max_requests: usize,
+    ceiling_concurrency: usize,
+    data_dir: PathBuf,
+    timeout: Duration,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let defaults = collector::CollectorConfig::default();
+    let mut a = Args {
+        spans: 400_000,
+        concurrency: 8,
+        spans_per_request: 512,
+        tenants: 4,
+        protocols: vec![Protocol::Http, Protocol::Grpc],
+        batch_rows: defaults.batch_max_rows,
+        batch_age_ms: defaults.batch_max_age_ms,
+        writer_concurrency: defaults.writer_concurrency,
+        max_requests: defaults.max_concurrent_requests,
+        ceiling_concurrency: 0,
+        data_dir: std::env::temp_dir(),
+        timeout: Duration::from_secs(600),
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    for pair in args.chunks(2) {
+        let [k, v] = pair else {
+            bail!("flag without a value: {}", pair[0]);
+        };
+        match k.as_str() {
+            "--spans" => a.spans = v.parse()?,
+            "--concurrency" => a.concurrency = v.parse()?,
+            "--spans-per-request" => a.spans_per_request = v.parse()?,
+            "--tenants" => a.tenants = v.parse()?,
+            "--protocol" => {
+                a.protocols = match v.as_str() {
+                    "http" => vec![Protocol::Http],
+                    "grpc" => vec![Protocol::Grpc],
+                    "both" => vec![Protocol::Http, Protocol::Grpc],
+                    _ => bail!("--protocol http|grpc|both"),
+                }
+            }
+            "--batch-rows" => a.batch_rows = v.parse()?,
+            "--batch-age-ms" => a.batch_age_ms = v.parse()?,
+            "--writer-concurrency" => a.writer_concurrency = v.parse()?,
+            "--max-requests" => a.max_requests = v.parse()?,
+            "--ceiling-concurrency" => a.ceiling_concurrency = v.parse()?,
+            "--data-dir" => a.data_dir = v.into(),
+            "--timeout-secs" => a.timeout = Duration::from_secs(v.parse()?),
+            _ => bail!("unknown flag {k}; see the top of bench/ingest/src/main.rs"),
+        }
+    }
+    if a.ceiling_concurrency == 0 {
+        a.ceiling_concurrency = a.writer_concurrency;
+    }
+    Ok(a)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(args))
+}
+
+/// Peak VmRSS seen by a sampler thread since the last reset, in KiB.
+struct RssSampler {
+    peak_kib: AtomicU64,
+    stop: AtomicBool,
+}
+
+fn status_kib(field: &str) -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+impl RssSampler {
+    fn start() -> Arc<Self> {
+        let me = Arc::new(Self {
+            peak_kib: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let s = Arc::clone(&me);
+        std::thread::spawn(move || {
+            while !s.stop.load(Relaxed) {
+                s.peak_kib.fetch_max(status_kib("VmRSS:"), Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        me
+    }
+
+    fn reset(&self) -> u64 {
+        let now = status_kib("VmRSS:");
+        self.peak_kib.store(now, Relaxed);
+        now
+    }
+
+    fn peak(&self) -> u64 {
+        self.peak_kib.load(Relaxed).max(status_kib("VmRSS:"))
+    }
+}
+
+fn lib_path() -> PathBuf {
+    std::env::var_os("LOUPE_CHDB_LIB")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            store::chdb::default_lib_path(
+                std::env::var("XDG_CACHE_HOME").ok().as_deref(),
+                std::env::var("HOME").ok().as_deref(),
+            )
+        })
+}
+
+async fn count(store: &Store) -> anyhow::Result<u64> {
+    Ok(store
+        .reader()
+        .query("SELECT count() FROM loupe.spans")
+        .fetch_one::<u64>()
+        .await?)
+}
+
+async fn truncate(store: &Store) -> anyhow::Result<()> {
+    for t in [
+        tables::SPANS,
+        tables::EVALUATIONS,
+        tables::TRACE_INDEX,
+        tables::USAGE_HOURLY,
+        tables::VALIDATION_HOURLY,
+        tables::LATENCY_HOURLY,
+    ] {
+        store
+            .execute(&format!("TRUNCATE TABLE IF EXISTS {t}"))
+            .await?;
+    }
+    Ok(())
+}
+
+/// User + system CPU time of this process so far, in seconds.
+fn cpu_secs() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 of stat (utime, stime), counted from `state` (field 3).
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn mib(kib: u64) -> u64 {
+    kib / 1024
+}
+
+fn pct(sorted: &[u64], p: usize) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) * p).div_ceil(100);
+    sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
+}
+
+struct E2e {
+    protocol: Protocol,
+    secs: f64,
+    acked_secs: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    retries: u64,
+    rss_before_mib: u64,
+    rss_peak_mib: u64,
+    cores: f64,
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let now_ns = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos(),
+    )?;
+    let t = Instant::now();
+    let generated = spans::generate(&spans::GenConfig {
+        spans: args.spans,
+        spans_per_request: args.spans_per_request,
+        tenants: args.tenants,
+        seed: 42,
+        now_ns,
+    });
+    let n = generated.spans;
+    println!(
+        "generated {n} spans in {} requests ({} MiB encoded, {:.0} B/span) in {:.1}s",
+        generated.requests.len(),
+        generated.bytes >> 20,
+        generated.bytes as f64 / n as f64,
+        t.elapsed().as_secs_f64()
+    );
+    let requests = Arc::new(generated.requests);
+
+    let dir = tempfile::Builder::new()
+        .prefix("ingest-bench-")
+        .tempdir_in(&args.data_dir)?;
+    let lib = lib_path();
+    if !lib.is_file() {
+        bail!(
+            "libchdb.so not found at {}: run scripts/fetch-chdb.sh",
+            lib.display()
+        );
+    }
+    let store = Store::open(&StoreConfig::Embedded(EmbeddedConfig {
+        lib_path: lib,
+        data_dir: dir.path().join("data"),
+        listen: "127.0.0.1:0".parse()?,
+        max_memory_bytes: 2 << 30,
+        mark_cache_bytes: 64 << 20,
+    }))
+    .await
+    .context("embedded store starts")?;
+    store::migrate::apply(&store, None).await?;
+    let store = Arc::new(store);
+    let prices = Arc::new(PriceTable::bundled()?);
+    let rss = RssSampler::start();
+
+    let mut results = Vec::new();
+    for &protocol in &args.protocols {
+        truncate(&store).await?;
+        let cfg = collector::CollectorConfig {
+            grpc_listen: "127.0.0.1:0".parse()?,
+            http_listen: "127.0.0.1:0".parse()?,
+            spool_dir: dir.path().join(format!("spool-{protocol:?}")),
+            batch_max_rows: args.batch_rows,
+            batch_max_age_ms: args.batch_age_ms,
+            writer_concurrency: args.writer_concurrency,
+            max_concurrent_requests: args.max_requests,
+            ..collector::CollectorConfig::default()
+        };
+        let bound = collector::Collector::bind(&cfg).await?;
+        let addr = match protocol {
+            Protocol::Http => bound.http_addr(),
+            Protocol::Grpc => bound.grpc_addr(),
+        };
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(bound.serve(Arc::clone(&store), Arc::clone(&prices), async {
+            let _ = stop_rx.await;
+        }));
+        let rss_before = rss.reset();
+        let cpu0 = cpu_secs();
+        let t0 = Instant::now();
+        let loaded = tokio::time::timeout(
+            args.timeout,
+            load::run(protocol, addr, Arc::clone(&requests), args.concurrency),
+        )
+        .await
+        .context("load timed out")??;
+        let acked_secs = t0.elapsed().as_secs_f64();
+        let deadline = t0 + args.timeout;
+        loop {
+            let c = count(&store).await?;
+            if c >= n {
+                if c > n {
+                    bail!("{c} rows for {n} spans sent");
+                }
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("only {c} of {n} spans visible after {:?}", args.timeout);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        let cores = (cpu_secs() - cpu0) / secs;
+        let rss_peak = rss.peak();
+        let _ = stop_tx.send(());
+        task.await??;
+        let mut lat = loaded.latencies_us;
+        lat.sort_unstable();
+        let r = E2e {
+            protocol,
+            secs,
+            acked_secs,
+            p50_ms: pct(&lat, 50),
+            p99_ms: pct(&lat, 99),
+            retries: loaded.retries,
+            rss_before_mib: mib(rss_before),
+            rss_peak_mib: mib(rss_peak),
+            cores,
+        };
+        println!(
+            "{}: {n} spans visible in {:.2}s ({:.0} spans/s; all acked at {:.2}s), p50 {:.1} ms, p99 {:.1} ms, {} retries, RSS {} → peak {} MiB, {:.2} cores busy",
+            protocol.name(),
+            r.secs,
+            n as f64 / r.secs,
+            r.acked_secs,
+            r.p50_ms,
+            r.p99_ms,
+            r.retries,
+            r.rss_before_mib,
+            r.rss_peak_mib,
+            r.cores
+        );
+        results.push(r);
+    }
+    let hwm_e2e = status_kib("VmHWM:");
+
+    // The ceiling: the same rows, normalised once, inserted straight into the engine.
+    truncate(&store).await?;
+    let t = Instant::now();
+    let ctx = schemas::NormalizeContext::default();
+    let ingested_at_ms = i64::try_from(now_ns / 1_000_000)?;
+    let mut rows = Vec::with_capacity(usize::try_from(n)?);
+    for r in requests.iter() {
+        let req = ExportTraceServiceRequest::decode(r.clone())?;
+        for s in schemas::process_batch(&req, None, &ctx, &prices) {
+            rows.push(SpanRow::from_canonical(
+                &s,
+                Retention::default(),
+                ingested_at_ms,
+            ));
+        }
+    }
+    drop(requests);
+    println!(
+        "built {} rows in {:.1}s (not timed below)",
+        rows.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let mut chunks: Vec<Vec<SpanRow>> = Vec::new();
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().saturating_sub(args.batch_rows.max(1)));
+        chunks.push(rest);
+    }
+    let k = args.ceiling_concurrency.max(1);
+    let mut groups: Vec<Vec<Vec<SpanRow>>> = (0..k).map(|_| Vec::new()).collect();
+    for (i, c) in chunks.into_iter().enumerate() {
+        groups[i % k].push(c);
+    }
+    let cpu0 = cpu_secs();
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for g in groups {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            for chunk in g {
+                let mut ins = store.insert::<SpanRow>(tables::SPANS, None).await?;
+                for r in &chunk {
+                    ins.write(r).await?;
+                }
+                ins.end().await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let ceiling_secs = t0.elapsed().as_secs_f64();
+    let ceiling_cores = (cpu_secs() - cpu0) / ceiling_secs;
+    let c = count(&store).await?;
+    if c != n {
+        bail!("ceiling: {c} rows visible for {n}");
+    }
+    let ceiling = n as f64 / ceiling_secs;
+    println!(
+        "engine ceiling: {n} rows in {ceiling_secs:.2}s ({ceiling:.0} rows/s; batches of {}, {k} at once; {ceiling_cores:.2} cores busy)",
+        args.batch_rows
+    );
+
+    rss.stop.store(true, Relaxed);
+    let mut store = store;
+    for _ in 0..200 {
+        match Arc::try_unwrap(store) {
+            Ok(s) => {
+                s.close().await;
+                break;
+            }
+            Err(shared) => store = shared,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    println!();
+    println!(
+        "spans {n}, concurrency {}, {} spans/request, {} tenants, batch_max_rows {}, batch_max_age_ms {}, writer_concurrency {}, max_concurrent_requests {}",
+        args.concurrency,
+        args.spans_per_request,
+        args.tenants,
+        args.batch_rows,
+        args.batch_age_ms,
+        args.writer_concurrency,
+        args.max_requests
+    );
+    println!();
+    println!(
+        "| transport | spans/s end to end | engine ceiling rows/s | ratio | p50 ms | p99 ms | retries | CPU cores busy | RSS before → peak (MiB) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    for r in &results {
+        let rate = n as f64 / r.secs;
+        println!(
+            "| {} | {rate:.0} | {ceiling:.0} | {:.0} % | {:.1} | {:.1} | {} | {:.2} | {} → {} |",
+            r.protocol.name(),
+            100.0 * rate / ceiling,
+            r.p50_ms,
+            r.p99_ms,
+            r.retries,
+            r.cores,
+            r.rss_before_mib,
+            r.rss_peak_mib
+        );
+    }
+    println!();
+    println!(
+        "process VmHWM after the end-to-end runs: {} MiB (includes the engine and the pre-encoded requests); after the ceiling: {} MiB",
+        mib(hwm_e2e),
+        mib(status_kib("VmHWM:"))
+    );
+    Ok(())
+}
