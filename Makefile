@@ -8,8 +8,8 @@ export LOUPE_CHDB_LIB
 .PHONY: up test check lint fmt chdb setup-test build clean-data
 
 ## up: fetch the engine, build, and run `loupe up` on the embedded ClickHouse
-up: chdb build
-	./target/debug/loupe up --demo
+up: chdb
+	$(CARGO) run --quiet --bin loupe -- up --demo
 
 ## test: fetch what is missing and run the whole suite
 test: setup-test
