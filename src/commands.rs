@@ -74,15 +74,10 @@ async fn open_store(cfg: &Config) -> anyhow::Result<Arc<Store>> {
 
 /// Closes the store once every role has let go of it (an embedded engine
 /// must be shut down before the process exits).
-async fn close_store(mut store: Arc<Store>) {
-    for _ in 0..200 {
-        match Arc::try_unwrap(store) {
-            Ok(s) => return s.close().await,
-            Err(shared) => store = shared,
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+async fn close_store(store: Arc<Store>) {
+    if !Store::close_shared(store, std::time::Duration::from_secs(10)).await {
+        tracing::warn!("the store is still in use at exit; closing without a clean shutdown");
     }
-    tracing::warn!("the store is still in use at exit; closing without a clean shutdown");
 }
 
 fn describe_store(cfg: &Config, store: &Store) -> String {
@@ -307,14 +302,13 @@ async fn run_until_stopped(
     let mut rest = handles;
     tokio::select! {
         _ = shutdown_signal() => tracing::info!("stopping"),
-        (done, index, others) = futures_util::future::select_all(rest.iter_mut()) => {
+        (done, index, _) = futures_util::future::select_all(rest.iter_mut()) => {
             let name = names[index];
             first_error = Some(match done {
                 Ok(Ok(())) => anyhow::anyhow!("the {name} stopped unexpectedly"),
                 Ok(Err(e)) => e.context(format!("the {name} failed")),
                 Err(e) => anyhow::anyhow!("the {name} crashed: {e}"),
             });
-            let _ = others;
         }
     }
     let _ = stop.send(true);

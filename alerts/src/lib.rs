@@ -189,7 +189,7 @@ impl AlertsHandle {
             "# HELP loupe_alert_firing An alert that is firing now (1)."
         );
         let _ = writeln!(out, "# TYPE loupe_alert_firing gauge");
-        for (o, since) in self.firing() {
+        for (o, _since) in self.firing() {
             let _ = writeln!(
                 out,
                 "loupe_alert_firing{{rule=\"{}\",kind=\"{}\",tenant=\"{}\",subject=\"{}\",severity=\"{}\"}} 1",
@@ -199,7 +199,6 @@ impl AlertsHandle {
                 esc(&o.key.subject),
                 o.severity.as_str()
             );
-            let _ = since;
         }
         let _ = writeln!(out, "# TYPE loupe_alert_evaluator_leader gauge");
         let _ = writeln!(

@@ -76,15 +76,11 @@ impl Receiver {
 }
 
 /// Closes the store once the evaluator's delivery task has let go of it.
-async fn close(mut store: Arc<Store>) {
-    for _ in 0..100 {
-        match Arc::try_unwrap(store) {
-            Ok(s) => return s.close().await,
-            Err(s) => store = s,
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the store is still shared");
+async fn close(store: Arc<Store>) {
+    assert!(
+        Store::close_shared(store, Duration::from_secs(5)).await,
+        "the store is still shared"
+    );
 }
 
 fn webhook(url: String, timeout_ms: u64) -> WebhookConfig {

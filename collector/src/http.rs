@@ -156,23 +156,51 @@ fn caller(st: &HttpState, headers: &HeaderMap) -> Result<Caller, IngestError> {
     st.ingest.caller(presented)
 }
 
+/// An export past the checks both signals share: authenticated, holding a
+/// concurrency slot, body read and decompressed within the limits.
+struct Accepted<'a> {
+    caller: Caller,
+    plain: bytes::Bytes,
+    enc: Encoding,
+    _slot: tokio::sync::SemaphorePermit<'a>,
+}
+
+async fn accept<'a>(
+    st: &'a HttpState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Accepted<'a>, Response> {
+    let caller = caller(st, headers).map_err(|e| error_response(&e, None, st.retry_after_secs))?;
+    let Ok(slot) = st.slots.try_acquire() else {
+        return Err(refuse(st, IngestError::Busy, headers, body).await);
+    };
+    let (plain, enc) = read_body(st, headers, body)
+        .await
+        .map_err(|(e, enc)| fail(st, &e, enc))?;
+    Ok(Accepted {
+        caller,
+        plain,
+        enc,
+        _slot: slot,
+    })
+}
+
 async fn traces(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {
-    let caller = match caller(&st, &headers) {
-        Ok(c) => c,
-        Err(e) => return error_response(&e, None, st.retry_after_secs),
+    let a = match accept(&st, &headers, body).await {
+        Ok(a) => a,
+        Err(r) => return r,
     };
-    let Ok(_slot) = st.slots.try_acquire() else {
-        return refuse(&st, IngestError::Busy, &headers, body).await;
-    };
-    let (plain, enc) = match read_body(&st, &headers, body).await {
-        Ok(x) => x,
-        Err((e, enc)) => return fail(&st, &e, enc),
-    };
+    let Accepted {
+        caller,
+        plain,
+        enc,
+        _slot,
+    } = a;
     let req = match decode::decode_traces(&plain, enc) {
         Ok(r) => r,
         Err(e) => return fail(&st, &e, Some(enc)),
     };
-    drop(plain);
+    drop(plain); // the decoded request is all that is kept while exporting
     match st.ingest.export_traces(req, &caller).await {
         Ok(outcome) => {
             let reply = ExportTraceServiceResponse {
@@ -188,22 +216,21 @@ async fn traces(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body
 }
 
 async fn logs(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {
-    let caller = match caller(&st, &headers) {
-        Ok(c) => c,
-        Err(e) => return error_response(&e, None, st.retry_after_secs),
+    let a = match accept(&st, &headers, body).await {
+        Ok(a) => a,
+        Err(r) => return r,
     };
-    let Ok(_slot) = st.slots.try_acquire() else {
-        return refuse(&st, IngestError::Busy, &headers, body).await;
-    };
-    let (plain, enc) = match read_body(&st, &headers, body).await {
-        Ok(x) => x,
-        Err((e, enc)) => return fail(&st, &e, enc),
-    };
+    let Accepted {
+        caller,
+        plain,
+        enc,
+        _slot,
+    } = a;
     let req = match decode::decode_logs(&plain, enc) {
         Ok(r) => r,
         Err(e) => return fail(&st, &e, Some(enc)),
     };
-    drop(plain);
+    drop(plain); // the decoded request is all that is kept while exporting
     match st.ingest.export_logs(req, &caller).await {
         Ok(outcome) => {
             let reply = ExportLogsServiceResponse {

@@ -175,7 +175,6 @@ pub struct Workload {
     step_ns: u64,
     emitted_spans: u64,
     next_id: u64,
-    pending: Vec<Trace>,
 }
 
 impl Workload {
@@ -192,7 +191,6 @@ impl Workload {
             step_ns: (span / total_traces.max(1)).max(1),
             emitted_spans: 0,
             next_id: cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-            pending: Vec::new(),
             cfg,
         }
     }
@@ -672,7 +670,6 @@ impl Iterator for Workload {
             spans += t.spans.len();
             traces.push(t);
         }
-        self.pending.clear();
         if traces.is_empty() {
             return None;
         }

@@ -257,6 +257,24 @@ impl Store {
         }
     }
 
+    /// [`Store::close`] for a store shared between tasks: waits (up to
+    /// `patience`) for every other holder to let go, then closes it. Returns
+    /// false, leaving the engine to process exit, if a holder never did.
+    pub async fn close_shared(mut store: std::sync::Arc<Self>, patience: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            match std::sync::Arc::try_unwrap(store) {
+                Ok(s) => {
+                    s.close().await;
+                    return true;
+                }
+                Err(shared) if tokio::time::Instant::now() < deadline => store = shared,
+                Err(_) => return false,
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Stops the endpoint and shuts the embedded engine down (every connection
     /// closed, then `chdb_shutdown`). Must run before the process exits.
     pub async fn close(self) {

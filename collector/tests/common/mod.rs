@@ -262,13 +262,9 @@ pub fn init_tracing() {
 }
 
 /// Closes a shared store once every other holder (the collector) let go.
-pub async fn close(mut store: Arc<Store>) {
-    for _ in 0..200 {
-        match Arc::try_unwrap(store) {
-            Ok(s) => return s.close().await,
-            Err(shared) => store = shared,
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the store is still shared after the collector stopped");
+pub async fn close(store: Arc<Store>) {
+    assert!(
+        Store::close_shared(store, Duration::from_secs(10)).await,
+        "the store is still shared after the collector stopped"
+    );
 }
