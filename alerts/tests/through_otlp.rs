@@ -210,15 +210,8 @@ async fn a_spike_exported_over_otlp_fires_names_the_version_and_resolves() {
     drop(ev);
     let _ = stop_tx.send(());
     task.await.unwrap().unwrap();
-    for _ in 0..200 {
-        if Arc::strong_count(&store) == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Arc::try_unwrap(store)
-        .ok()
-        .expect("store released")
-        .close()
-        .await;
+    assert!(
+        store::Store::close_shared(store, Duration::from_secs(10)).await,
+        "store released"
+    );
 }

@@ -235,11 +235,7 @@ async fn inserts_failing_then_back_keeps_every_acknowledged_span_exactly_once() 
     acked.sort_unstable();
     assert_eq!(acked.len(), 2000);
     assert_exactly_once(&store, &acked).await;
-    Arc::try_unwrap(store)
-        .ok()
-        .expect("store released")
-        .close()
-        .await;
+    common::close(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -298,11 +298,7 @@ async fn run(ext: &str, content_type: &'static str, logs_first: bool) {
     assert!(posted >= 60);
     running.stop().await;
     check_rows(&store).await;
-    Arc::try_unwrap(store)
-        .ok()
-        .expect("store released")
-        .close()
-        .await;
+    common::close(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

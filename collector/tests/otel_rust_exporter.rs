@@ -119,9 +119,5 @@ async fn rust_sdk_over_grpc_and_http_protobuf_arrives_normalised() {
             "{row:?}"
         );
     }
-    Arc::try_unwrap(store)
-        .ok()
-        .expect("store released")
-        .close()
-        .await;
+    common::close(store).await;
 }

@@ -94,9 +94,5 @@ async fn python_sdk_over_grpc_http_protobuf_and_http_json_arrives_normalised() {
     )
     .await;
     assert_eq!(parents, 3);
-    Arc::try_unwrap(store)
-        .ok()
-        .expect("store released")
-        .close()
-        .await;
+    common::close(store).await;
 }
