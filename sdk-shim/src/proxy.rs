@@ -1,6 +1,6 @@
 //! The proxy core: a captured call (read and check the body, maybe inject usage,
 //! forward, tee the response) and a pass-through (stream both ways, capture
-//! nothing).
+//! nothing). When Loupe keys are configured, both need one.
 //!
 //! Invariants: the client's status, headers and bytes are the upstream's (apart
 //! from hop-by-hop headers, the hidden usage chunk, and an identity encoding on
@@ -182,6 +182,11 @@ impl Proxy {
             .metrics()
             .passthrough
             .fetch_add(1, Ordering::Relaxed);
+        // Uncaptured routes need the key too: with keys configured the shim
+        // relays nothing for an unknown caller.
+        if let Err(e) = self.key_tenant(&parts.headers) {
+            return self.refuse(api, e);
+        }
         let base = match api {
             Api::OpenAi => &self.cfg.openai_base_url,
             Api::Anthropic => &self.cfg.anthropic_base_url,

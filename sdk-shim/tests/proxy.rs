@@ -26,11 +26,18 @@ impl Reply {
 }
 
 async fn call(base: &str, path: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
-    let client = reqwest::Client::new();
-    let mut req = client
+    let req = reqwest::Client::new()
         .post(format!("{base}{path}"))
         .header("content-type", "application/json")
         .body(body.to_owned());
+    send(req, headers).await
+}
+
+async fn call_get(base: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+    send(reqwest::Client::new().get(format!("{base}{path}")), headers).await
+}
+
+async fn send(mut req: reqwest::RequestBuilder, headers: &[(&str, &str)]) -> Reply {
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -919,7 +926,20 @@ async fn loupe_keys_gate_capture_and_decide_the_tenant() {
     .await;
     assert_eq!(an.status, 401);
     assert_eq!(an.json()["error"]["type"], "authentication_error");
+    // Pass-through (uncaptured) routes are gated the same way.
+    let models = call_get(&shim.openai_base(), "/models", &[(a, provider_key.as_str())]).await;
+    assert_eq!(models.status, 401);
+    assert_eq!(models.json()["error"]["code"], "authentication_error");
     assert!(mock.seen().is_empty());
+    let models = call_get(
+        &shim.openai_base(),
+        "/models",
+        &[(a, provider_key.as_str()), ("x-loupe-key", key)],
+    )
+    .await;
+    assert_eq!(models.status, 200, "{}", String::from_utf8_lossy(&models.body));
+    assert_eq!(mock.seen().len(), 1);
+    assert!(mock.seen().iter().all(|s| !format!("{s:?}").contains(key)));
     // The right key: captured as the key's tenant whatever the header claims,
     // and the key never reaches the upstream.
     let ok = call(
