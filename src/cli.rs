@@ -68,6 +68,19 @@ pub enum Command {
         #[arg(long)]
         tenant: String,
     },
+    /// Makes a dashboard user: reads the password from stdin (one line) and
+    /// prints the user's config block with its argon2id hash.
+    User {
+        /// The name the user logs in with.
+        #[arg(long)]
+        name: String,
+        /// admin, finance or viewer.
+        #[arg(long)]
+        role: dashboard::auth::Role,
+        /// A tenant a viewer may see (repeat for several).
+        #[arg(long = "tenant")]
+        tenants: Vec<String>,
+    },
     /// Runs one SQL statement against the store and prints the result.
     Sql {
         /// The statement.

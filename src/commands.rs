@@ -414,10 +414,68 @@ pub fn new_key(tenant: &str) -> anyhow::Result<ExitCode> {
     say(&format!(
         "key (give it to the service; it is not stored): {key}"
     ));
-    say("config (add to loupe.toml):");
+    let hash = schemas::ingest_keys::hash_key(&key);
+    let tenant = toml_str(tenant);
+    say("config (add to loupe.toml; the [[shim.keys]] block if apps call through the shim):");
     say(&format!(
-        "[[ingest.keys]]\ntenant = {tenant:?}\nsha256 = \"{}\"",
-        schemas::ingest_keys::hash_key(&key)
+        "[[collector.keys]]\ntenant = {tenant}\nsha256 = \"{hash}\"\n\n[[shim.keys]]\ntenant = {tenant}\nsha256 = \"{hash}\""
     ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `s` as a TOML string literal, escaped.
+fn toml_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Shortest password `loupe user` accepts.
+const MIN_PASSWORD_CHARS: usize = 12;
+
+pub fn new_user(
+    name: &str,
+    role: dashboard::auth::Role,
+    tenants: &[String],
+    mut input: impl std::io::BufRead,
+) -> anyhow::Result<ExitCode> {
+    use dashboard::auth::Role;
+    if name.trim().is_empty() {
+        anyhow::bail!("--name is empty");
+    }
+    if role == Role::Viewer && tenants.is_empty() {
+        anyhow::bail!("a viewer needs at least one --tenant");
+    }
+    let mut line = String::new();
+    input
+        .read_line(&mut line)
+        .context("cannot read the password from stdin")?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        anyhow::bail!(
+            "the password (first line of stdin) must have at least {MIN_PASSWORD_CHARS} characters"
+        );
+    }
+    let hash = dashboard::auth::hash_password(password).map_err(anyhow::Error::msg)?;
+    let mut block = format!(
+        "[[dashboard.auth.users]]\nname = {}\npassword_hash = \"{hash}\"\nrole = \"{}\"",
+        toml_str(name),
+        role.as_str()
+    );
+    if role == Role::Viewer {
+        let list: Vec<String> = tenants.iter().map(|t| toml_str(t)).collect();
+        block.push_str(&format!("\ntenants = [{}]", list.join(", ")));
+    }
+    say("config (add to loupe.toml):");
+    say(&block);
     Ok(ExitCode::SUCCESS)
 }

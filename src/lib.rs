@@ -52,6 +52,11 @@ pub fn run(cli: Cli, env: HashMap<String, String>) -> anyhow::Result<ExitCode> {
                 write,
             } => commands::sql(&cfg, &query, &format, write).await,
             Command::Key { tenant } => commands::new_key(&tenant),
+            Command::User {
+                name,
+                role,
+                tenants,
+            } => commands::new_user(&name, role, &tenants, std::io::stdin().lock()),
             Command::Demo {
                 endpoint,
                 days,

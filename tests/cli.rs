@@ -373,11 +373,10 @@ fn cluster_migrations_print() {
     assert!(text.contains("ENGINE = Distributed(prod, loupe, spans_local,"));
 }
 
-#[test]
-fn key_new_prints_a_key_and_its_hash() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = loupe(&dir.path().join("data"))
-        .args(["key", "--tenant", "acme"])
+/// `loupe key`: the key, and the config block to paste, as printed.
+fn new_key(data: &Path, tenant: &str) -> (String, String) {
+    let out = loupe(data)
+        .args(["key", "--tenant", tenant])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -385,14 +384,105 @@ fn key_new_prints_a_key_and_its_hash() {
     let key = text
         .split_whitespace()
         .find(|w| w.starts_with("loupe_"))
-        .unwrap();
-    let hash = text
+        .unwrap()
+        .to_string();
+    let config = text.split_once("):\n").unwrap().1.to_string();
+    (key, config)
+}
+
+#[test]
+fn key_new_prints_a_key_and_its_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, config) = new_key(&dir.path().join("data"), "acme");
+    let hash = config
         .lines()
         .find_map(|l| l.strip_prefix("sha256 = "))
         .unwrap()
         .trim_matches('"');
-    assert_eq!(hash, schemas::ingest_keys::hash_key(key));
-    assert!(text.contains("tenant = \"acme\""));
+    assert_eq!(hash, schemas::ingest_keys::hash_key(&key));
+    assert!(
+        config.contains("[[collector.keys]]\ntenant = \"acme\""),
+        "{config}"
+    );
+    assert!(
+        config.contains("[[shim.keys]]\ntenant = \"acme\""),
+        "{config}"
+    );
+    assert!(!config.contains(&key), "only the hash goes into config");
+}
+
+#[test]
+fn user_prints_a_config_block_that_signs_in() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let user = |password: &str| {
+        let mut child = loupe(&data)
+            .args([
+                "user", "--name", "ana", "--role", "viewer", "--tenant", "acme",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let short = user("short");
+    assert!(one_error_line(&short).contains("at least 12 characters"));
+    let password = "correct horse battery staple";
+    let out = user(password);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains(password), "the password is never printed");
+    let config = text.split_once("):\n").unwrap().1;
+    assert!(config.contains("$argon2id$"), "{config}");
+    assert!(config.contains("tenants = [\"acme\"]"), "{config}");
+    let cfg = dir.path().join("loupe.toml");
+    std::fs::write(&cfg, config).unwrap();
+
+    let up = Up::start_with(&data, &["--config", cfg.to_str().unwrap()]);
+    let dashboard = up.announced("dashboard on http://");
+    let (status, _) = get(&dashboard, "/api/v1");
+    assert_eq!(status, 401, "sign-in is now required");
+    let (status, head) = post_form(
+        &dashboard,
+        "/login",
+        "user=ana&password=wrong+password+here&next=/",
+    );
+    assert_eq!(status, 303);
+    assert!(head.contains("location: /login?failed=1"), "{head}");
+    let (status, head) = post_form(
+        &dashboard,
+        "/login",
+        "user=ana&password=correct+horse+battery+staple&next=/",
+    );
+    assert_eq!(status, 303, "{head}");
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .unwrap();
+    assert!(cookie.starts_with("loupe_session="), "{head}");
+    let (status, _, body) = exchange(
+        &dashboard,
+        &format!(
+            "GET /api/v1 HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(up.stop().success());
 }
 
 #[test]
@@ -454,20 +544,36 @@ fn demo_traffic_lands_through_otlp_and_is_queryable() {
 
 /// GET over plain HTTP/1.1: (status, body).
 fn get(addr: &str, path: &str) -> (u16, String) {
+    let (status, _, body) = exchange(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    );
+    (status, body)
+}
+
+/// Posts a urlencoded form; returns status and response head.
+fn post_form(addr: &str, path: &str, form: &str) -> (u16, String) {
+    let (status, head, _) = exchange(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            form.len()
+        ),
+    );
+    (status, head)
+}
+
+/// One raw HTTP/1.1 exchange: status, head, body.
+fn exchange(addr: &str, request: &str) -> (u16, String, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    s.write_all(request.as_bytes()).unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     let status = out[9..12].parse().unwrap();
-    (
-        status,
-        out.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
-    )
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (status, head.to_string(), body.to_string())
 }
 
 #[test]
@@ -515,16 +621,11 @@ fn up_runs_every_role_and_demo_populates_an_empty_store() {
 fn a_keyed_collector_refuses_anonymous_traffic_and_attributes_keyed_traffic() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let key = "loupe_cli_test_key_0123456789abcdef";
+    // The config exactly as `loupe key` prints it.
+    let (key, config) = new_key(&data, "acme");
+    let key = key.as_str();
     let cfg = dir.path().join("loupe.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[[collector.keys]]\ntenant = \"acme\"\nsha256 = \"{}\"\n",
-            schemas::ingest_keys::hash_key(key)
-        ),
-    )
-    .unwrap();
+    std::fs::write(&cfg, config).unwrap();
     let cfg = cfg.to_str().unwrap();
     let up = Up::start_with(&data, &["--config", cfg]);
     let endpoint = up.otlp_http();

@@ -254,7 +254,12 @@ async fn the_engine_expires_rows_and_bodies_by_tenant_retention() {
     // expired one in a TTL merge of its own right after the insert).
     let metrics_url = run.http_url("/metrics");
     common::eventually("four rows inserted", 10, || async {
-        let m = reqwest::get(&metrics_url).await.unwrap().text().await.unwrap();
+        let m = reqwest::get(&metrics_url)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         m.contains("loupe_collector_rows_inserted_total 4\n")
     })
     .await;

@@ -927,7 +927,12 @@ async fn loupe_keys_gate_capture_and_decide_the_tenant() {
     assert_eq!(an.status, 401);
     assert_eq!(an.json()["error"]["type"], "authentication_error");
     // Pass-through (uncaptured) routes are gated the same way.
-    let models = call_get(&shim.openai_base(), "/models", &[(a, provider_key.as_str())]).await;
+    let models = call_get(
+        &shim.openai_base(),
+        "/models",
+        &[(a, provider_key.as_str())],
+    )
+    .await;
     assert_eq!(models.status, 401);
     assert_eq!(models.json()["error"]["code"], "authentication_error");
     assert!(mock.seen().is_empty());
@@ -937,7 +942,12 @@ async fn loupe_keys_gate_capture_and_decide_the_tenant() {
         &[(a, provider_key.as_str()), ("x-loupe-key", key)],
     )
     .await;
-    assert_eq!(models.status, 200, "{}", String::from_utf8_lossy(&models.body));
+    assert_eq!(
+        models.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&models.body)
+    );
     assert_eq!(mock.seen().len(), 1);
     assert!(mock.seen().iter().all(|s| !format!("{s:?}").contains(key)));
     // The right key: captured as the key's tenant whatever the header claims,

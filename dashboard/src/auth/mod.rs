@@ -39,6 +39,18 @@ pub enum Role {
     Viewer,
 }
 
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "finance" => Ok(Role::Finance),
+            "viewer" => Ok(Role::Viewer),
+            other => Err(format!("unknown role {other:?} (admin, finance or viewer)")),
+        }
+    }
+}
+
 impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -103,7 +115,7 @@ pub enum Section {
 #[serde(deny_unknown_fields)]
 pub struct UserConfig {
     pub name: String,
-    /// argon2 PHC string (`$argon2id$v=19$...`), e.g. from `loupe user hash`.
+    /// argon2 PHC string (`$argon2id$v=19$...`), e.g. from `loupe user`.
     pub password_hash: String,
     pub role: Role,
     /// Required for viewers; ignored for admin and finance (all tenants).
