@@ -206,6 +206,14 @@ fn up_serves_sql_and_migrate_while_running_and_persists() {
         &[],
     );
     assert!(one_error_line(&denied).contains("readonly"));
+    let outfile = dir.path().join("out.tsv");
+    let denied = sql(
+        &data,
+        &format!("SELECT 1 INTO OUTFILE '{}'", outfile.display()),
+        &[],
+    );
+    assert!(one_error_line(&denied).contains("readonly"));
+    assert!(!outfile.exists());
     sql_ok(
         &data,
         "CREATE TABLE loupe.t (a UInt8) ENGINE = MergeTree ORDER BY a",

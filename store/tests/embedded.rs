@@ -316,6 +316,29 @@ async fn the_endpoint_needs_its_key_and_reads_are_read_only() {
         !std::path::Path::new("/tmp/loupe-should-not-exist.tsv").exists(),
         "{err}"
     );
+    // What chDB's local client does outside the readonly checks: refused too.
+    let out = dir.path().join("outfile.tsv");
+    let err = store
+        .reader()
+        .query(&format!("SELECT 1 INTO OUTFILE '{}'", out.display()))
+        .execute()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("OUTFILE"), "{err}");
+    assert!(!out.exists(), "INTO OUTFILE wrote a file");
+    let secret = dir.path().join("secret.csv");
+    std::fs::write(&secret, "first_line_secret,b\n1,2\n").unwrap();
+    let err = store
+        .reader()
+        .query(&format!(
+            "DESCRIBE TABLE file('{}', 'CSVWithNames')",
+            secret.display()
+        ))
+        .fetch_all::<String>()
+        .await
+        .unwrap_err();
+    assert!(!err.to_string().contains("first_line_secret"), "{err}");
+    assert!(err.to_string().contains("readonly"), "{err}");
     // Bound parameters are values, never SQL.
     let v: String = store
         .reader()

@@ -7,13 +7,16 @@
 //!   without the per-data-directory credential (`X-ClickHouse-Key`, Basic
 //!   auth, or `password` in the URL).
 //! - `readonly=1` (or a GET) runs on connections opened with `--readonly=1`,
-//!   which the engine itself keeps away from `file()`, `url()` and writes.
+//!   which the engine itself keeps away from `file()`, `url()` and writes;
+//!   what its local client does outside those checks (`INTO OUTFILE`,
+//!   `DESCRIBE file(…)`) is refused by [`guard`] first.
 //! - Errors come back as ClickHouse sends them: its status code, the
 //!   `X-ClickHouse-Exception-Code` header, and the exception text as the body.
 //!   An error after output began is appended as a final `Code: …` chunk,
 //!   which ClickHouse clients detect.
 //! - Request text is bounded; insert data streams through in chunks.
 
+pub mod guard;
 pub mod request;
 
 use std::convert::Infallible;
@@ -150,7 +153,14 @@ impl Endpoint {
         };
         match statement {
             st @ Statement::Insert { .. } => self.insert(access, &url, st, None).await,
-            Statement::Query { sql } => self.query(access, &url, sql).await,
+            Statement::Query { sql } => {
+                if access == Access::ReadOnly
+                    && let Some(why) = guard::readonly_refusal(&sql)
+                {
+                    return Err(EngineError::new(codes::READONLY, why));
+                }
+                self.query(access, &url, sql).await
+            }
         }
     }
 
