@@ -77,6 +77,9 @@ pub mod otel {
     pub const COMPLETION: &str = "gen_ai.completion";
     /// Older SDKs carry a log record's event name in this attribute instead of `event_name`.
     pub const EVENT_NAME_ATTRIBUTE: &str = "event.name";
+    /// Attributes of the message events (`gen_ai.user.message`, `gen_ai.choice`...)
+    /// that carry the message itself.
+    pub const EVENT_CONTENT_KEYS: &[&str] = &["content", "message", "tool_calls"];
 }
 
 /// General OpenTelemetry semantic conventions (not GenAI-specific), semconv 1.37.
@@ -203,4 +206,54 @@ pub mod openllmetry {
 pub mod anthropic {
     pub const SDK_SCOPE: &str = "com.anthropic.sdk.python";
     pub const MESSAGE_STOP_REASON: &str = "anthropic.message.stop_reason";
+}
+
+/// Which body column a content-carrying attribute ends up in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyColumn {
+    Input,
+    Output,
+    Tools,
+    Schema,
+}
+
+/// The body column that holds what `key` carries, for attributes whose value
+/// is message content, tool definitions or a response schema (in any of the
+/// conventions above, flattened forms included). Such values are stored once,
+/// in their body column, under the body retention; the attribute map keeps
+/// everything else.
+pub fn body_column(key: &str) -> Option<BodyColumn> {
+    use BodyColumn::{Input, Output, Schema, Tools};
+    const EXACT: &[(&str, BodyColumn)] = &[
+        (otel::INPUT_MESSAGES, Input),
+        (otel::SYSTEM_INSTRUCTIONS, Input),
+        (otel::TOOL_CALL_ARGUMENTS, Input),
+        (otel::PROMPT, Input),
+        (openinference::INPUT_VALUE, Input),
+        (openllmetry::ENTITY_INPUT, Input),
+        (otel::OUTPUT_MESSAGES, Output),
+        (otel::TOOL_CALL_RESULT, Output),
+        (otel::COMPLETION, Output),
+        (openinference::OUTPUT_VALUE, Output),
+        (openllmetry::ENTITY_OUTPUT, Output),
+        (otel::TOOL_DEFINITIONS, Tools),
+        (openllmetry::STRUCTURED_OUTPUT_SCHEMA, Schema),
+    ];
+    const FLATTENED: &[(&str, BodyColumn)] = &[
+        (openllmetry::PROMPT_PREFIX, Input),
+        (openinference::INPUT_MESSAGES_PREFIX, Input),
+        (openinference::EMBEDDINGS_PREFIX, Input),
+        (openllmetry::COMPLETION_PREFIX, Output),
+        (openinference::OUTPUT_MESSAGES_PREFIX, Output),
+        (openinference::TOOLS_PREFIX, Tools),
+        (openllmetry::REQUEST_FUNCTIONS_PREFIX, Tools),
+    ];
+    if let Some((_, c)) = EXACT.iter().find(|(k, _)| *k == key) {
+        return Some(*c);
+    }
+    FLATTENED.iter().find_map(|(prefix, c)| {
+        key.strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('.'))
+            .then_some(*c)
+    })
 }

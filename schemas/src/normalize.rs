@@ -23,7 +23,7 @@ use crate::attrs::{Attrs, render_all};
 use crate::convention::{self, set_messages, set_str};
 use crate::errors::{http_status_from_text, normalize_error_type};
 use crate::events::{evaluation_from, read_event};
-use crate::keys::{general, loupe, openinference as oi, openllmetry as ol};
+use crate::keys::{general, loupe, openinference as oi, openllmetry as ol, otel};
 use crate::span::{CanonicalSpan, Message, Operation, SpanEvent, StatusCode, Usage};
 
 /// Ancestor walks stop after this many hops (guards against parent cycles).
@@ -251,8 +251,27 @@ fn normalize_span(span: &Span, a: &Attrs, scope_name: &str) -> CanonicalSpan {
     }
     fix_exclusive_input(&mut out.usage);
     out.source_convention = convention::detect(a, scope_name).to_owned();
-    out.attributes = render_all(&span.attributes);
+    out.attributes = render_all(&without_stored_bodies(&span.attributes, &out));
     out
+}
+
+/// The attributes minus those whose content now sits in a body column: a
+/// prompt is stored once, under the body retention, not again in the map.
+fn without_stored_bodies(kvs: &[KeyValue], span: &CanonicalSpan) -> Vec<KeyValue> {
+    use crate::keys::BodyColumn;
+    kvs.iter()
+        .filter(|kv| {
+            let stored = match crate::keys::body_column(&kv.key) {
+                None => return true,
+                Some(BodyColumn::Input) => &span.input_messages,
+                Some(BodyColumn::Output) => &span.output_messages,
+                Some(BodyColumn::Tools) => &span.tool_definitions,
+                Some(BodyColumn::Schema) => &span.output_schema,
+            };
+            stored.is_empty()
+        })
+        .cloned()
+        .collect()
 }
 
 /// The OTel meaning of input tokens includes cache reads and writes. A source whose
@@ -273,17 +292,39 @@ fn fix_exclusive_input(u: &mut Usage) {
 fn map_events(span: &Span, out: &mut CanonicalSpan) {
     let mut input: Vec<Message> = Vec::new();
     let mut output: Vec<Message> = Vec::new();
+    let inputs_free = out.input_messages.is_empty();
+    let outputs_free = out.output_messages.is_empty();
+    let tools_free = out.tool_definitions.is_empty();
     for ev in &span.events {
         let a = Attrs::new(&ev.attributes);
-        out.events.push(SpanEvent {
-            time_unix_nano: ev.time_unix_nano,
-            name: ev.name.clone(),
-            attributes: render_all(&ev.attributes),
-        });
         if ev.name == oi::EVENT_FIRST_TOKEN && out.time_to_first_token_ns.is_none() {
             out.time_to_first_token_ns = ev.time_unix_nano.checked_sub(span.start_time_unix_nano);
         }
         let content = read_event(&ev.name, None, &a);
+        // An event read for content keeps its other attributes (index,
+        // finish reason...); the content goes to the body columns.
+        // Only when the events fill the body columns (attributes, read first, win).
+        let read = (!content.input.is_empty()
+            || !content.output.is_empty()
+            || content.tool_definitions.is_some())
+            && (content.input.is_empty() || inputs_free)
+            && (content.output.is_empty() || outputs_free)
+            && (content.tool_definitions.is_none() || tools_free);
+        let kept: Vec<KeyValue> = ev
+            .attributes
+            .iter()
+            .filter(|kv| {
+                !read
+                    || (crate::keys::body_column(&kv.key).is_none()
+                        && !otel::EVENT_CONTENT_KEYS.contains(&kv.key.as_str()))
+            })
+            .cloned()
+            .collect();
+        out.events.push(SpanEvent {
+            time_unix_nano: ev.time_unix_nano,
+            name: ev.name.clone(),
+            attributes: render_all(&kept),
+        });
         input.extend(content.input);
         output.extend(content.output);
         if out.tool_definitions.is_empty() {

@@ -468,3 +468,46 @@ fn log_records_can_arrive_separately() {
     );
     assert_eq!(tool[2].tool_call_id, "call_u3FvbTgYd3Fow0eKOAJs7ieU");
 }
+
+/// A prompt or completion is stored once: in its body column (under the body
+/// retention), not again in the attribute map or the events.
+#[test]
+fn bodies_live_only_in_body_columns() {
+    let m = manifest();
+    let mut report = Report::default();
+    let mut checked = 0;
+    for f in m["fixtures"].as_array().expect("fixtures") {
+        let name = f["fixture"].as_str().expect("fixture name");
+        let spans = run(&load(name));
+        let needles: Vec<&str> = f["calls"]
+            .as_array()
+            .expect("calls")
+            .iter()
+            .flat_map(|c| [&c["prompt_substring"], &c["completion_substring"]])
+            .filter_map(Value::as_str)
+            .filter(|s| s.len() >= 8)
+            .collect();
+        for s in &spans {
+            let bodies = format!("{}\n{}", s.input_messages, s.output_messages);
+            let elsewhere = format!("{:?}\n{:?}", s.attributes, s.events);
+            // A needle that names a field of the declared schema also sits,
+            // rightly, in the request parameters.
+            for needle in needles
+                .iter()
+                .filter(|n| bodies.contains(**n) && !s.output_schema.contains(**n))
+            {
+                checked += 1;
+                report.check(!elsewhere.contains(needle), || {
+                    format!("{name}#{}: {needle:?} also outside the body columns", s.span_id)
+                });
+            }
+        }
+    }
+    assert!(checked >= 100, "only {checked} bodies checked");
+    assert!(
+        report.0.is_empty(),
+        "{} duplicates:\n{}",
+        report.0.len(),
+        report.0.join("\n")
+    );
+}
