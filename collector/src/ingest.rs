@@ -208,8 +208,7 @@ impl Ingest {
         let claims = self.calls.claim(&mut spans);
 
         let accepted = spans.len() as u64;
-        let (rows, evaluations) = self.rows(&spans);
-        drop(spans);
+        let (rows, evaluations) = self.rows(spans);
         match self.pipeline.submit(rows, evaluations).await {
             Ok(()) => {
                 Metrics::add(&self.metrics.spans_accepted, accepted);
@@ -298,7 +297,7 @@ impl Ingest {
         }
     }
 
-    fn rows(&self, spans: &[CanonicalSpan]) -> (Vec<SpanRow>, Vec<EvaluationRow>) {
+    fn rows(&self, spans: Vec<CanonicalSpan>) -> (Vec<SpanRow>, Vec<EvaluationRow>) {
         let at = now_ms();
         let retention = |s: &CanonicalSpan| {
             self.tenant_retention
@@ -306,13 +305,16 @@ impl Ingest {
                 .copied()
                 .unwrap_or(self.retention)
         };
-        let rows = spans
-            .iter()
-            .map(|s| SpanRow::from_canonical(s, retention(s), at))
-            .collect();
         let evaluations = spans
             .iter()
             .flat_map(|s| EvaluationRow::from_canonical(s, retention(s)))
+            .collect();
+        let rows = spans
+            .into_iter()
+            .map(|s| {
+                let r = retention(&s);
+                SpanRow::from_owned(s, r, at)
+            })
             .collect();
         (rows, evaluations)
     }

@@ -15,7 +15,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use regex::{Captures, Regex};
+use regex::{Captures, Regex, RegexSet};
 use serde::Deserialize;
 
 use crate::span::CanonicalSpan;
@@ -67,31 +67,31 @@ const SECRETS: &[(&str, &str)] = &[
         "private_key",
         r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
     ),
-    ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_\-]{20,}"),
+    ("anthropic_key", r"(?-u:\b)sk-ant-[A-Za-z0-9_\-]{20,}"),
     (
         "openai_key",
-        r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
+        r"(?-u:\b)sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
     ),
-    ("stripe_key", r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"),
-    ("aws_access_key", r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),
+    ("stripe_key", r"(?-u:\b)(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"),
+    ("aws_access_key", r"(?-u:\b)(?:AKIA|ASIA)[A-Z0-9]{16}(?-u:\b)"),
     (
         "github_token",
-        r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})",
+        r"(?-u:\b)(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})",
     ),
-    ("google_api_key", r"\bAIza[0-9A-Za-z_\-]{35}"),
-    ("slack_token", r"\bxox[abprs]-[A-Za-z0-9\-]{10,}"),
-    ("huggingface_token", r"\bhf_[A-Za-z0-9]{30,}"),
+    ("google_api_key", r"(?-u:\b)AIza[0-9A-Za-z_\-]{35}"),
+    ("slack_token", r"(?-u:\b)xox[abprs]-[A-Za-z0-9\-]{10,}"),
+    ("huggingface_token", r"(?-u:\b)hf_[A-Za-z0-9]{30,}"),
     (
         "jwt",
-        r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
+        r"(?-u:\b)eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}",
     ),
-    ("bearer_token", r"(?i)\bbearer\s+[A-Za-z0-9_\-\.=~+/]{16,}"),
+    ("bearer_token", r"(?i)(?-u:\b)bearer\s+[A-Za-z0-9_\-\.=~+/]{16,}"),
 ];
 
-const EMAIL: &str = r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b";
+const EMAIL: &str = r"(?-u:\b)[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}(?-u:\b)";
 const PHONE: &str =
-    r"(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{2,4}\)[\s.\-]?|\b\d{2,4}[\s.\-])\d{3,4}[\s.\-]\d{3,4}\b";
-const CARD: &str = r"\b(?:\d[ \-]?){12,18}\d\b";
+    r"(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{2,4}\)[\s.\-]?|(?-u:\b)\d{2,4}[\s.\-])\d{3,4}[\s.\-]\d{3,4}(?-u:\b)";
+const CARD: &str = r"(?-u:\b)(?:\d[ \-]?){12,18}\d(?-u:\b)";
 
 /// One compiled rule: a kind and its pattern; cards also need the Luhn check.
 #[derive(Debug, Clone)]
@@ -105,6 +105,9 @@ struct Rule {
 #[derive(Debug, Clone)]
 pub struct Redactor {
     rules: Vec<Rule>,
+    /// Every rule's pattern in one automaton: one pass over a text says
+    /// which rules (usually none) need their own replacing pass.
+    any: RegexSet,
 }
 
 impl Redactor {
@@ -146,7 +149,13 @@ impl Redactor {
         if cfg.phones {
             add("phone", PHONE, false)?;
         }
-        Ok(Self { rules })
+        let any = RegexSet::new(rules.iter().map(|r| r.re.as_str())).map_err(|e| {
+            RedactionError::BadPattern {
+                name: "(all patterns together)".to_string(),
+                reason: e.to_string(),
+            }
+        })?;
+        Ok(Self { rules, any })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -156,7 +165,13 @@ impl Redactor {
     /// Redacts one string; borrowed when nothing matched.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
-        for rule in &self.rules {
+        let hits = self.any.matches(text);
+        if !hits.matched_any() {
+            return out;
+        }
+        // A replacement (`[REDACTED:kind]`) never makes another rule match,
+        // so only the rules that matched the original text need to run.
+        for rule in hits.iter().filter_map(|i| self.rules.get(i)) {
             let replaced = rule.re.replace_all(&out, |c: &Captures<'_>| {
                 let m = &c[0];
                 if rule.luhn && !luhn_valid(m) {

@@ -49,6 +49,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0004_dashboard",
         sql: include_str!("../../migrations/0004_dashboard.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_ingest_cost",
+        sql: include_str!("../../migrations/0005_ingest_cost.sql"),
+    },
 ];
 
 const LEDGER: &str = "loupe.schema_migrations";

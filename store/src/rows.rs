@@ -9,7 +9,7 @@
 
 use clickhouse::Row;
 use rust_decimal::Decimal;
-use schemas::span::{CanonicalSpan, Evaluation, Message};
+use schemas::span::{CanonicalSpan, Evaluation};
 use serde::{Deserialize, Serialize};
 
 /// Table names, spelled once.
@@ -174,10 +174,29 @@ pub fn outcome(e: &Evaluation) -> &'static str {
     }
 }
 
+/// What a preview reads of a message; borrowed from the JSON where it can be.
+#[derive(Deserialize)]
+struct PreviewMessage<'a> {
+    #[serde(borrow, default)]
+    role: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    content: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    tool_calls: Vec<PreviewCall<'a>>,
+}
+
+#[derive(Deserialize)]
+struct PreviewCall<'a> {
+    #[serde(borrow, default)]
+    name: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    arguments: std::borrow::Cow<'a, str>,
+}
+
 /// A short, single-line preview of a message list: the last user message for
 /// inputs, the first message for outputs.
 fn preview(messages_json: &str, last_user: bool) -> String {
-    let Ok(messages) = serde_json::from_str::<Vec<Message>>(messages_json) else {
+    let Ok(messages) = serde_json::from_str::<Vec<PreviewMessage<'_>>>(messages_json) else {
         return String::new();
     };
     let pick = if last_user {
@@ -192,24 +211,53 @@ fn preview(messages_json: &str, last_user: bool) -> String {
     let Some(m) = pick else {
         return String::new();
     };
-    let text = if m.content.is_empty() {
-        m.tool_calls
+    if m.content.is_empty() {
+        let calls = m
+            .tool_calls
             .iter()
             .map(|c| format!("{}({})", c.name, c.arguments))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", ");
+        single_line(&calls)
     } else {
-        m.content.clone()
-    };
-    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    match flat.char_indices().nth(PREVIEW_CHARS) {
-        Some((i, _)) => format!("{}…", &flat[..i]),
-        None => flat,
+        single_line(&m.content)
     }
 }
 
+/// Whitespace runs collapsed to one space, cut after [`PREVIEW_CHARS`]
+/// characters with an ellipsis; reads only as much of `text` as it keeps.
+fn single_line(text: &str) -> String {
+    let mut out = String::with_capacity(PREVIEW_CHARS + 8);
+    let mut chars = 0usize;
+    for word in text.split_whitespace() {
+        if chars > 0 {
+            if chars == PREVIEW_CHARS {
+                out.push('…');
+                return out;
+            }
+            out.push(' ');
+            chars += 1;
+        }
+        for c in word.chars() {
+            if chars == PREVIEW_CHARS {
+                out.push('…');
+                return out;
+            }
+            out.push(c);
+            chars += 1;
+        }
+    }
+    out
+}
+
 impl SpanRow {
+    /// The row of a span the caller keeps (copies its strings).
     pub fn from_canonical(s: &CanonicalSpan, retention: Retention, ingested_at_ms: i64) -> Self {
+        Self::from_owned(s.clone(), retention, ingested_at_ms)
+    }
+
+    /// The row of a span, moving its strings (the ingest path).
+    pub fn from_owned(s: CanonicalSpan, retention: Retention, ingested_at_ms: i64) -> Self {
         let validation = if s.evaluations.iter().any(|e| outcome(e) == "fail") {
             "fail"
         } else if s.evaluations.iter().any(|e| outcome(e) == "pass") {
@@ -217,29 +265,32 @@ impl SpanRow {
         } else {
             ""
         };
+        let input_preview = preview(&s.input_messages, true);
+        let output_preview = preview(&s.output_messages, false);
+        let events = serde_json::to_string(&s.events).unwrap_or_default();
         Self {
-            tenant_id: s.tenant_id.clone(),
+            tenant_id: s.tenant_id,
             start_time: nanos(s.start_time_unix_nano),
-            trace_id: s.trace_id.clone(),
-            span_id: s.span_id.clone(),
-            parent_span_id: s.parent_span_id.clone(),
+            trace_id: s.trace_id,
+            span_id: s.span_id,
+            parent_span_id: s.parent_span_id,
             end_time: nanos(s.end_time_unix_nano),
             duration_ns: s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano),
-            name: s.name.clone(),
-            kind: s.kind.clone(),
-            service_name: s.service_name.clone(),
-            scope_name: s.scope_name.clone(),
-            scope_version: s.scope_version.clone(),
+            name: s.name,
+            kind: s.kind,
+            service_name: s.service_name,
+            scope_name: s.scope_name,
+            scope_version: s.scope_version,
             status_code: s.status.as_str().to_string(),
-            status_message: s.status_message.clone(),
+            status_message: s.status_message,
             llm_call: s.operation.is_model_call(),
             operation: s.operation.as_str().to_string(),
-            provider: s.provider.clone(),
-            request_model: s.request_model.clone(),
-            response_model: s.response_model.clone(),
-            response_id: s.response_id.clone(),
-            finish_reasons: s.finish_reasons.clone(),
-            error_type: s.error_type.clone(),
+            provider: s.provider,
+            request_model: s.request_model,
+            response_model: s.response_model,
+            response_id: s.response_id,
+            finish_reasons: s.finish_reasons,
+            error_type: s.error_type,
             http_status: s.http_status,
             streaming: s.streaming,
             ttft_ns: s.time_to_first_token_ns,
@@ -255,26 +306,26 @@ impl SpanRow {
             cost_cache_read: decimal_to_i64(s.cost.cache_read),
             cost_cache_write: decimal_to_i64(s.cost.cache_write),
             cost_total: decimal_to_i64(s.cost.total),
-            currency: s.cost.currency.clone(),
+            currency: s.cost.currency,
             price_status: s.price_status.as_str().to_string(),
-            price_version: s.price_version.clone(),
-            request_params: s.request_params.clone(),
-            tool_name: s.tool_name.clone(),
-            tool_call_id: s.tool_call_id.clone(),
-            input_preview: preview(&s.input_messages, true),
-            output_preview: preview(&s.output_messages, false),
-            input_messages: s.input_messages.clone(),
-            output_messages: s.output_messages.clone(),
-            tool_definitions: s.tool_definitions.clone(),
-            output_schema: s.output_schema.clone(),
-            output_type: s.output_type.clone(),
-            user_id: s.user_id.clone(),
-            session_id: s.session_id.clone(),
-            feature: s.feature.clone(),
-            source_convention: s.source_convention.clone(),
-            attributes: s.attributes.clone(),
-            resource_attributes: s.resource_attributes.clone(),
-            events: serde_json::to_string(&s.events).unwrap_or_default(),
+            price_version: s.price_version,
+            request_params: s.request_params,
+            tool_name: s.tool_name,
+            tool_call_id: s.tool_call_id,
+            input_preview,
+            output_preview,
+            input_messages: s.input_messages,
+            output_messages: s.output_messages,
+            tool_definitions: s.tool_definitions,
+            output_schema: s.output_schema,
+            output_type: s.output_type,
+            user_id: s.user_id,
+            session_id: s.session_id,
+            feature: s.feature,
+            source_convention: s.source_convention,
+            attributes: s.attributes,
+            resource_attributes: s.resource_attributes,
+            events,
             validation: validation.to_string(),
             truncated: s.truncated,
             redacted: s.redacted,
@@ -315,6 +366,7 @@ impl EvaluationRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use schemas::span::Message;
     use std::str::FromStr;
 
     #[test]
@@ -377,5 +429,25 @@ mod tests {
         assert!(p.starts_with("x x"));
         assert_eq!(p.chars().count(), PREVIEW_CHARS + 1);
         assert_eq!(preview("not json", true), "");
+        // Whitespace runs collapse; exactly the limit needs no ellipsis.
+        assert_eq!(single_line("  a \n\t b  "), "a b");
+        let exact = "y".repeat(PREVIEW_CHARS);
+        assert_eq!(single_line(&exact), exact);
+        assert_eq!(
+            single_line(&format!("{exact} z")),
+            format!("{exact}…"),
+            "a word past the limit is cut"
+        );
+        let calls = serde_json::to_string(&vec![Message {
+            role: "assistant".into(),
+            tool_calls: vec![schemas::span::ToolCall {
+                id: "c1".into(),
+                name: "get_weather".into(),
+                arguments: "{\"city\": \"Paris\"}".into(),
+            }],
+            ..Default::default()
+        }])
+        .unwrap();
+        assert_eq!(preview(&calls, false), "get_weather({\"city\": \"Paris\"})");
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! `ingest-bench [--spans N] [--concurrency C] [--spans-per-request R] [--tenants T]
 //!  [--protocol http|grpc|both] [--batch-rows N] [--batch-age-ms MS]
-//!  [--writer-concurrency N] [--max-requests N] [--ceiling-concurrency N] [--data-dir DIR] [--timeout-secs S]`
+//!  [--writer-concurrency N] [--max-requests N] [--ceiling-concurrency N] [--data-dir DIR] [--timeout-secs S]
+//!  [--setup-sql SQL]...` (statements run after the migrations, for schema experiments)
 //!
 //! One process: pre-encodes the requests, opens the embedded engine, then per
 //! protocol starts a collector on loopback, sends everything, and waits until
@@ -40,6 +41,8 @@ struct Args {
     ceiling_concurrency: usize,
     data_dir: PathBuf,
     timeout: Duration,
+    /// Statements run after the migrations (schema experiments).
+    setup_sql: Vec<String>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -57,6 +60,7 @@ fn parse_args() -> anyhow::Result<Args> {
         ceiling_concurrency: 0,
         data_dir: std::env::temp_dir(),
         timeout: Duration::from_secs(600),
+        setup_sql: Vec::new(),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
@@ -83,6 +87,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--ceiling-concurrency" => a.ceiling_concurrency = v.parse()?,
             "--data-dir" => a.data_dir = v.into(),
             "--timeout-secs" => a.timeout = Duration::from_secs(v.parse()?),
+            "--setup-sql" => a.setup_sql.push(v.clone()),
             _ => bail!("unknown flag {k}; see the top of bench/ingest/src/main.rs"),
         }
     }
@@ -254,6 +259,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     .await
     .context("embedded store starts")?;
     store::migrate::apply(&store, None).await?;
+    for sql in &args.setup_sql {
+        println!("setup: {sql}");
+        store.execute(sql).await?;
+    }
     let store = Arc::new(store);
     let prices = Arc::new(PriceTable::bundled()?);
     let rss = RssSampler::start();

@@ -352,3 +352,26 @@ FROM loupe.spans_local
 WHERE llm_call
 GROUP BY tenant_id, hour;
 
+-- 0005_ingest_cost
+ALTER TABLE loupe.spans_local ON CLUSTER loupe_cluster DROP INDEX IF EXISTS idx_input_preview;
+
+ALTER TABLE loupe.spans_local ON CLUSTER loupe_cluster DROP INDEX IF EXISTS idx_output_preview;
+
+ALTER TABLE loupe.spans_local ON CLUSTER loupe_cluster MODIFY SETTING min_bytes_for_wide_part = 268435456;
+
+ALTER TABLE loupe.spans_local ON CLUSTER loupe_cluster MODIFY COLUMN input_messages String CODEC(ZSTD(1)) TTL toDateTime(start_time) + toIntervalDay(body_retention_days);
+
+ALTER TABLE loupe.spans ON CLUSTER loupe_cluster MODIFY COLUMN input_messages String CODEC(ZSTD(1)) TTL toDateTime(start_time) + toIntervalDay(body_retention_days);
+
+ALTER TABLE loupe.spans_local ON CLUSTER loupe_cluster MODIFY COLUMN output_messages String CODEC(ZSTD(1)) TTL toDateTime(start_time) + toIntervalDay(body_retention_days);
+
+ALTER TABLE loupe.spans ON CLUSTER loupe_cluster MODIFY COLUMN output_messages String CODEC(ZSTD(1)) TTL toDateTime(start_time) + toIntervalDay(body_retention_days);
+
+ALTER TABLE loupe.spans_local ON CLUSTER loupe_cluster MODIFY COLUMN tool_definitions String CODEC(ZSTD(1)) TTL toDateTime(start_time) + toIntervalDay(body_retention_days);
+
+ALTER TABLE loupe.spans ON CLUSTER loupe_cluster MODIFY COLUMN tool_definitions String CODEC(ZSTD(1)) TTL toDateTime(start_time) + toIntervalDay(body_retention_days);
+
+ALTER TABLE loupe.spans_local ON CLUSTER loupe_cluster MODIFY COLUMN output_schema String CODEC(ZSTD(1)) TTL toDateTime(start_time) + toIntervalDay(body_retention_days);
+
+ALTER TABLE loupe.spans ON CLUSTER loupe_cluster MODIFY COLUMN output_schema String CODEC(ZSTD(1)) TTL toDateTime(start_time) + toIntervalDay(body_retention_days);
+
