@@ -5,7 +5,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+#[global_allocator]
+static ALLOC: store::alloc::Allocator = store::alloc::Allocator;
+
 fn main() -> ExitCode {
+    store::alloc::tune();
     let cli = loupe::cli::Cli::parse();
     let env: std::collections::HashMap<String, String> = std::env::vars().collect();
     loupe::init_logging(&env);

@@ -10,6 +10,7 @@
 //! (every read runs with `readonly=1`), and, in embedded mode, the engine and
 //! endpoint it owns and must shut down ([`Store::close`]).
 
+pub mod alloc;
 pub mod chdb;
 pub mod credential;
 pub mod endpoint;

@@ -12,6 +12,9 @@
 //! once, as the collector would) straight into the engine: the ceiling.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+#[global_allocator]
+static ALLOC: store::alloc::Allocator = store::alloc::Allocator;
+
 mod load;
 mod spans;
 
@@ -98,6 +101,7 @@ fn parse_args() -> anyhow::Result<Args> {
 }
 
 fn main() -> anyhow::Result<()> {
+    store::alloc::tune();
     let args = parse_args()?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
