@@ -32,13 +32,13 @@ pub fn tune() {
     }
     // SAFETY: sets one integer option; called at start-up, before the
     // threads that allocate concurrently exist.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS as _) };
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
 }
 
 /// The purge delay in force, in ms.
 pub fn purge_delay_ms() -> i64 {
     // SAFETY: reads one integer option.
-    i64::from(unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) })
+    unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) }
 }
 
 #[cfg(test)]
