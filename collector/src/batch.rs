@@ -19,8 +19,89 @@ use store::rows::{EvaluationRow, SpanRow};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Batch {
     pub token: String,
-    pub spans: Vec<SpanRow>,
-    pub evaluations: Vec<EvaluationRow>,
+    pub spans: Rows<SpanRow>,
+    pub evaluations: Rows<EvaluationRow>,
+}
+
+/// Rows kept in the chunks they were submitted in: gathering a batch moves
+/// chunks, never rows, so a batch never needs one large allocation (growing
+/// one made the kernel zero tens of MiB per batch). Encodes as one flat
+/// sequence.
+#[derive(Debug, Clone)]
+pub struct Rows<T>(Vec<Vec<T>>);
+
+impl<T> Default for Rows<T> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<T> Rows<T> {
+    pub fn len(&self) -> usize {
+        self.0.iter().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(Vec::is_empty)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.0.iter().flatten()
+    }
+
+    fn push_chunk(&mut self, chunk: Vec<T>) {
+        if !chunk.is_empty() {
+            self.0.push(chunk);
+        }
+    }
+}
+
+impl<T> IntoIterator for Rows<T> {
+    type Item = T;
+    type IntoIter = std::iter::Flatten<std::vec::IntoIter<Vec<T>>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter().flatten()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Rows<T> {
+    type Item = &'a T;
+    type IntoIter = std::iter::Flatten<std::slice::Iter<'a, Vec<T>>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().flatten()
+    }
+}
+
+impl<T> From<Vec<T>> for Rows<T> {
+    fn from(v: Vec<T>) -> Self {
+        let mut rows = Self::default();
+        rows.push_chunk(v);
+        rows
+    }
+}
+
+impl<T: PartialEq> PartialEq for Rows<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl<T: Serialize> Serialize for Rows<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        // The length first: compact formats (the spool's postcard) need it.
+        let mut seq = s.serialize_seq(Some(self.len()))?;
+        for row in self.iter() {
+            seq.serialize_element(row)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Rows<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<T>::deserialize(d).map(Self::from)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,8 +183,9 @@ pub struct Sealed<W> {
 
 #[derive(Debug)]
 struct Open<W> {
-    spans: Vec<SpanRow>,
-    evaluations: Vec<EvaluationRow>,
+    spans: Rows<SpanRow>,
+    evaluations: Rows<EvaluationRow>,
+    rows: usize,
     waiters: Vec<W>,
     bytes: usize,
     since: Instant,
@@ -134,28 +216,30 @@ impl<W> Batcher<W> {
         if sub.spans.is_empty() && sub.evaluations.is_empty() && self.open.is_none() {
             // Nothing to write, but the waiter must still be acknowledged: an
             // empty batch is skipped by the writer and acks at once.
-            sealed.push(self.seal_rows(Vec::new(), Vec::new(), vec![sub.waiter], 0));
+            sealed.push(self.seal_rows(Rows::default(), Rows::default(), vec![sub.waiter], 0));
             return sealed;
         }
         if let Some(open) = &self.open {
-            let rows = open.spans.len() + sub.spans.len();
+            let rows = open.rows + sub.spans.len();
             let bytes = open.bytes + sub.bytes;
             if rows > self.limits.max_rows || bytes > self.limits.max_bytes {
                 sealed.extend(self.seal());
             }
         }
         let open = self.open.get_or_insert_with(|| Open {
-            spans: Vec::new(),
-            evaluations: Vec::new(),
+            spans: Rows::default(),
+            evaluations: Rows::default(),
+            rows: 0,
             waiters: Vec::new(),
             bytes: 0,
             since: now,
         });
-        open.spans.extend(sub.spans);
-        open.evaluations.extend(sub.evaluations);
+        open.rows += sub.spans.len();
+        open.spans.push_chunk(sub.spans);
+        open.evaluations.push_chunk(sub.evaluations);
         open.waiters.push(sub.waiter);
         open.bytes += sub.bytes;
-        if open.spans.len() >= self.limits.max_rows || open.bytes >= self.limits.max_bytes {
+        if open.rows >= self.limits.max_rows || open.bytes >= self.limits.max_bytes {
             sealed.extend(self.seal());
         }
         sealed
@@ -174,8 +258,8 @@ impl<W> Batcher<W> {
 
     fn seal_rows(
         &mut self,
-        spans: Vec<SpanRow>,
-        evaluations: Vec<EvaluationRow>,
+        spans: Rows<SpanRow>,
+        evaluations: Rows<EvaluationRow>,
         waiters: Vec<W>,
         bytes: usize,
     ) -> Sealed<W> {
@@ -219,11 +303,19 @@ mod tests {
     fn batches_round_trip_through_the_spool_encoding() {
         let b = Batch {
             token: "x-1".into(),
-            spans: vec![row(1), row(2)],
-            evaluations: vec![],
+            spans: vec![row(1), row(2)].into(),
+            evaluations: Rows::default(),
         };
         let bytes = b.encode().unwrap_or_default();
-        assert_eq!(Batch::decode(&bytes).ok(), Some(b));
+        assert_eq!(Batch::decode(&bytes).ok(), Some(b.clone()));
+        // Chunks encode as one flat sequence.
+        let mut chunked = Rows::from(vec![row(1)]);
+        chunked.push_chunk(vec![row(2)]);
+        let c = Batch {
+            spans: chunked,
+            ..b.clone()
+        };
+        assert_eq!(c.encode().unwrap_or_default(), bytes);
         assert!(Batch::decode(&bytes[..bytes.len() / 2]).is_err());
     }
 

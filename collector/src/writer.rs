@@ -65,7 +65,7 @@ impl BatchWriter for StoreWriter {
                 .store
                 .insert::<SpanRow>(tables::SPANS, Some(&batch.token))
                 .await?;
-            for r in &batch.spans {
+            for r in batch.spans.iter() {
                 ins.write(r).await?;
             }
             ins.end().await?;
@@ -76,7 +76,7 @@ impl BatchWriter for StoreWriter {
                 .store
                 .insert::<EvaluationRow>(tables::EVALUATIONS, Some(&token))
                 .await?;
-            for r in &batch.evaluations {
+            for r in batch.evaluations.iter() {
                 ins.write(r).await?;
             }
             ins.end().await?;

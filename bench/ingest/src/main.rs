@@ -46,6 +46,8 @@ struct Args {
     timeout: Duration,
     /// Statements run after the migrations (schema experiments).
     setup_sql: Vec<String>,
+    /// Only decode and normalise the requests this many times, for profiling.
+    normalize_only: u32,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -64,6 +66,7 @@ fn parse_args() -> anyhow::Result<Args> {
         data_dir: std::env::temp_dir(),
         timeout: Duration::from_secs(600),
         setup_sql: Vec::new(),
+        normalize_only: 0,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
@@ -91,6 +94,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--data-dir" => a.data_dir = v.into(),
             "--timeout-secs" => a.timeout = Duration::from_secs(v.parse()?),
             "--setup-sql" => a.setup_sql.push(v.clone()),
+            "--normalize-only" => a.normalize_only = v.parse()?,
             _ => bail!("unknown flag {k}; see the top of bench/ingest/src/main.rs"),
         }
     }
@@ -219,6 +223,42 @@ struct E2e {
     cores: f64,
 }
 
+/// Decode + normalise + row building, as the collector does it, timed on
+/// one core: the Rust share of ingest, without the engine.
+fn normalize_only(requests: &[bytes::Bytes], rounds: u32, n: u64) -> anyhow::Result<()> {
+    let prices = PriceTable::bundled()?;
+    let redactors = schemas::redact::TenantRedactors::new(
+        &schemas::redact::RedactionConfig::default(),
+        &Default::default(),
+    )?;
+    let ctx = schemas::NormalizeContext::default();
+    let t = Instant::now();
+    let mut rows = 0usize;
+    for _ in 0..rounds {
+        for r in requests {
+            let req = ExportTraceServiceRequest::decode(r.clone())?;
+            let mut spans = schemas::normalize_traces(&req, &ctx);
+            drop(req);
+            schemas::finish_batch(&mut spans, &prices);
+            for s in spans.iter_mut() {
+                redactors.redact_span(s);
+            }
+            let batch: Vec<SpanRow> = spans
+                .into_iter()
+                .map(|s| SpanRow::from_owned(s, Retention::default(), 0))
+                .collect();
+            rows += batch.len();
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "normalised {rows} spans ({} per round) in {secs:.2}s: {:.1} µs per span on one core",
+        n,
+        secs * 1e6 / rows as f64
+    );
+    Ok(())
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
     let now_ns = u64::try_from(
         std::time::SystemTime::now()
@@ -242,6 +282,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         t.elapsed().as_secs_f64()
     );
     let requests = Arc::new(generated.requests);
+    if args.normalize_only > 0 {
+        return normalize_only(&requests, args.normalize_only, n);
+    }
 
     let dir = tempfile::Builder::new()
         .prefix("ingest-bench-")
