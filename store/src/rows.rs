@@ -229,22 +229,42 @@ fn preview(messages_json: &str, last_user: bool) -> String {
 fn single_line(text: &str) -> String {
     let mut out = String::with_capacity(PREVIEW_CHARS + 8);
     let mut chars = 0usize;
-    for word in text.split_whitespace() {
-        if chars > 0 {
-            if chars == PREVIEW_CHARS {
-                out.push('…');
-                return out;
-            }
+    let mut pending_space = false;
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if c.is_whitespace() {
+            pending_space = chars > 0;
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
+        if chars == PREVIEW_CHARS {
+            out.push('…');
+            return out;
+        }
+        if pending_space {
             out.push(' ');
             chars += 1;
-        }
-        for c in word.chars() {
+            pending_space = false;
             if chars == PREVIEW_CHARS {
                 out.push('…');
                 return out;
             }
+        }
+        // Copy the run of plain ASCII up to the next space or the limit at once.
+        let room = PREVIEW_CHARS - chars;
+        let run = rest
+            .bytes()
+            .take(room)
+            .take_while(|b| b.is_ascii_graphic())
+            .count();
+        if run > 0 {
+            out.push_str(&rest[..run]);
+            chars += run;
+            rest = &rest[run..];
+        } else {
             out.push(c);
             chars += 1;
+            rest = &rest[c.len_utf8()..];
         }
     }
     out
@@ -429,6 +449,25 @@ mod tests {
         assert!(p.starts_with("x x"));
         assert_eq!(p.chars().count(), PREVIEW_CHARS + 1);
         assert_eq!(preview("not json", true), "");
+        // Same result as the plain definition (collapse, then cut) on mixed
+        // ASCII, multi-byte text and whitespace of every kind, around the limit.
+        let reference = |t: &str| {
+            let flat = t.split_whitespace().collect::<Vec<_>>().join(" ");
+            match flat.char_indices().nth(PREVIEW_CHARS) {
+                Some((i, _)) => format!("{}…", &flat[..i]),
+                None => flat,
+            }
+        };
+        let pieces = ["word", " ", "\n\t ", "é", "日本語", "x", "  ", "🙂", "\u{a0}"];
+        for seed in 0..400usize {
+            let mut t = String::new();
+            let mut k = seed;
+            while t.chars().count() < 200 + seed % 120 {
+                t.push_str(pieces[k % pieces.len()]);
+                k = k.wrapping_mul(31).wrapping_add(7) % 1009;
+            }
+            assert_eq!(single_line(&t), reference(&t), "{t:?}");
+        }
         // Whitespace runs collapse; exactly the limit needs no ellipsis.
         assert_eq!(single_line("  a \n\t b  "), "a b");
         let exact = "y".repeat(PREVIEW_CHARS);
