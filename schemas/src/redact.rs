@@ -72,8 +72,14 @@ const SECRETS: &[(&str, &str)] = &[
         "openai_key",
         r"(?-u:\b)sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
     ),
-    ("stripe_key", r"(?-u:\b)(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"),
-    ("aws_access_key", r"(?-u:\b)(?:AKIA|ASIA)[A-Z0-9]{16}(?-u:\b)"),
+    (
+        "stripe_key",
+        r"(?-u:\b)(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}",
+    ),
+    (
+        "aws_access_key",
+        r"(?-u:\b)(?:AKIA|ASIA)[A-Z0-9]{16}(?-u:\b)",
+    ),
     (
         "github_token",
         r"(?-u:\b)(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})",
@@ -95,8 +101,7 @@ const SECRETS: &[(&str, &str)] = &[
 ];
 
 const EMAIL: &str = r"(?-u:\b)[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}(?-u:\b)";
-const PHONE: &str =
-    r"(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{2,4}\)[\s.\-]?|(?-u:\b)\d{2,4}[\s.\-])\d{3,4}[\s.\-]\d{3,4}(?-u:\b)";
+const PHONE: &str = r"(?:\+\d{1,3}[\s.\-]?)?(?:\(\d{2,4}\)[\s.\-]?|(?-u:\b)\d{2,4}[\s.\-])\d{3,4}[\s.\-]\d{3,4}(?-u:\b)";
 const CARD: &str = r"(?-u:\b)(?:\d[ \-]?){12,18}\d(?-u:\b)";
 
 /// One compiled rule: a kind and its pattern; cards also need the Luhn check.

@@ -498,7 +498,10 @@ fn bodies_live_only_in_body_columns() {
             {
                 checked += 1;
                 report.check(!elsewhere.contains(needle), || {
-                    format!("{name}#{}: {needle:?} also outside the body columns", s.span_id)
+                    format!(
+                        "{name}#{}: {needle:?} also outside the body columns",
+                        s.span_id
+                    )
                 });
             }
         }

@@ -458,7 +458,17 @@ mod tests {
                 None => flat,
             }
         };
-        let pieces = ["word", " ", "\n\t ", "é", "日本語", "x", "  ", "🙂", "\u{a0}"];
+        let pieces = [
+            "word",
+            " ",
+            "\n\t ",
+            "é",
+            "日本語",
+            "x",
+            "  ",
+            "🙂",
+            "\u{a0}",
+        ];
         for seed in 0..400usize {
             let mut t = String::new();
             let mut k = seed;
