@@ -279,6 +279,24 @@ async fn each_bad_input_gets_its_status_and_message_and_the_collector_keeps_serv
     )]);
     let err = grpc.export(huge).await.unwrap_err();
     assert_ne!(err.code(), tonic::Code::Ok);
+    // The same idea gzip-compressed into a few KiB (a bomb): refused while
+    // decompressing, at the limit, not after inflating all of it.
+    let mut zipped = TraceServiceClient::connect(run.grpc_url())
+        .await
+        .unwrap()
+        .send_compressed(tonic::codec::CompressionEncoding::Gzip);
+    let bomb = export(vec![span(
+        &[6; 16],
+        &[6; 8],
+        vec![kv("x", &"y".repeat(64 << 20))],
+    )]);
+    let err = zipped.export(bomb).await.unwrap_err();
+    assert!(
+        err.message().contains("while decompressing"),
+        "{:?}: {}",
+        err.code(),
+        err.message()
+    );
     let ok = grpc
         .export(export(vec![span(&[5; 16], &[5; 8], vec![])]))
         .await;
