@@ -295,7 +295,13 @@ fn arrayify(v: Value, depth: usize) -> Value {
 
 /// Render a whole attribute list for the raw columns, keeping order and duplicates.
 pub fn render_all(kvs: &[KeyValue]) -> Vec<(String, String)> {
+    render_where(kvs, |_| true)
+}
+
+/// [`render_all`] of the attributes whose key passes `keep`.
+pub fn render_where(kvs: &[KeyValue], keep: impl Fn(&str) -> bool) -> Vec<(String, String)> {
     kvs.iter()
+        .filter(|kv| keep(&kv.key))
         .map(|kv| {
             (
                 kv.key.clone(),

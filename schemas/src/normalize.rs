@@ -19,7 +19,7 @@ use opentelemetry_proto::tonic::trace::v1::{
 };
 use serde_json::Value;
 
-use crate::attrs::{Attrs, render_all};
+use crate::attrs::{Attrs, render_all, render_where};
 use crate::convention::{self, set_messages, set_str};
 use crate::errors::{http_status_from_text, normalize_error_type};
 use crate::events::{evaluation_from, read_event};
@@ -251,27 +251,22 @@ fn normalize_span(span: &Span, a: &Attrs, scope_name: &str) -> CanonicalSpan {
     }
     fix_exclusive_input(&mut out.usage);
     out.source_convention = convention::detect(a, scope_name).to_owned();
-    out.attributes = render_all(&without_stored_bodies(&span.attributes, &out));
+    out.attributes = render_where(&span.attributes, |key| !body_stored(key, &out));
     out
 }
 
-/// The attributes minus those whose content now sits in a body column: a
-/// prompt is stored once, under the body retention, not again in the map.
-fn without_stored_bodies(kvs: &[KeyValue], span: &CanonicalSpan) -> Vec<KeyValue> {
+/// Whether the content `key` carries now sits in a body column: a prompt is
+/// stored once, under the body retention, not again in the attribute map.
+fn body_stored(key: &str, span: &CanonicalSpan) -> bool {
     use crate::keys::BodyColumn;
-    kvs.iter()
-        .filter(|kv| {
-            let stored = match crate::keys::body_column(&kv.key) {
-                None => return true,
-                Some(BodyColumn::Input) => &span.input_messages,
-                Some(BodyColumn::Output) => &span.output_messages,
-                Some(BodyColumn::Tools) => &span.tool_definitions,
-                Some(BodyColumn::Schema) => &span.output_schema,
-            };
-            stored.is_empty()
-        })
-        .cloned()
-        .collect()
+    let column = match crate::keys::body_column(key) {
+        None => return false,
+        Some(BodyColumn::Input) => &span.input_messages,
+        Some(BodyColumn::Output) => &span.output_messages,
+        Some(BodyColumn::Tools) => &span.tool_definitions,
+        Some(BodyColumn::Schema) => &span.output_schema,
+    };
+    !column.is_empty()
 }
 
 /// The OTel meaning of input tokens includes cache reads and writes. A source whose
@@ -301,29 +296,22 @@ fn map_events(span: &Span, out: &mut CanonicalSpan) {
             out.time_to_first_token_ns = ev.time_unix_nano.checked_sub(span.start_time_unix_nano);
         }
         let content = read_event(&ev.name, None, &a);
-        // An event read for content keeps its other attributes (index,
-        // finish reason...); the content goes to the body columns.
-        // Only when the events fill the body columns (attributes, read first, win).
+        // An event whose content fills the body columns (attributes, read
+        // first, win) keeps only its other attributes (index, finish reason...).
         let read = (!content.input.is_empty()
             || !content.output.is_empty()
             || content.tool_definitions.is_some())
             && (content.input.is_empty() || inputs_free)
             && (content.output.is_empty() || outputs_free)
             && (content.tool_definitions.is_none() || tools_free);
-        let kept: Vec<KeyValue> = ev
-            .attributes
-            .iter()
-            .filter(|kv| {
-                !read
-                    || (crate::keys::body_column(&kv.key).is_none()
-                        && !otel::EVENT_CONTENT_KEYS.contains(&kv.key.as_str()))
-            })
-            .cloned()
-            .collect();
         out.events.push(SpanEvent {
             time_unix_nano: ev.time_unix_nano,
             name: ev.name.clone(),
-            attributes: render_all(&kept),
+            attributes: render_where(&ev.attributes, |key| {
+                !read
+                    || (crate::keys::body_column(key).is_none()
+                        && !otel::EVENT_CONTENT_KEYS.contains(&key))
+            }),
         });
         input.extend(content.input);
         output.extend(content.output);
