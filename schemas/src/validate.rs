@@ -94,6 +94,16 @@ pub fn validate_span(span: &CanonicalSpan) -> Option<Evaluation> {
 /// the completion of its twin — another span of the same call (same tenant, provider
 /// and response id) that does carry content.
 pub fn validate_batch(spans: &mut [CanonicalSpan]) {
+    let wants_check = |s: &CanonicalSpan| {
+        s.operation.is_model_call()
+            && declares_json(s)
+            && s.status != crate::span::StatusCode::Error
+            && !s.evaluations.iter().any(|e| e.name == EVALUATION_NAME)
+    };
+    // Most batches declare no JSON output: then no completion is parsed.
+    if !spans.iter().any(wants_check) {
+        return;
+    }
     let mut completions: Vec<(crate::dedupe::DedupeKey, String)> = Vec::new();
     for s in spans.iter() {
         if let (Some(k), Some(c)) = (dedupe_key(s), completion_of(s)) {
@@ -101,13 +111,7 @@ pub fn validate_batch(spans: &mut [CanonicalSpan]) {
         }
     }
     for s in spans.iter_mut() {
-        if !s.operation.is_model_call()
-            || !declares_json(s)
-            || s.status == crate::span::StatusCode::Error
-        {
-            continue;
-        }
-        if s.evaluations.iter().any(|e| e.name == EVALUATION_NAME) {
+        if !wants_check(s) {
             continue;
         }
         let completion = completion_of(s).or_else(|| {
