@@ -34,6 +34,56 @@ pub fn messages_from_value(v: &Value, default_role: &str) -> Vec<Message> {
     }
 }
 
+/// The common shape of OTel GenAI messages read without building a JSON
+/// tree: a JSON array of `{role, parts: [{type: "text", content}], finish_reason?}`.
+/// `None` for anything else (other part types, extra keys, wrappers, a
+/// non-string role...), which the general reader then takes. When `Some`, the
+/// result equals `messages_from_value` of the parsed text (tested).
+pub fn text_messages_fast(json: &str, default_role: &str) -> Option<Vec<Message>> {
+    use std::borrow::Cow;
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Msg<'a> {
+        #[serde(borrow)]
+        role: Cow<'a, str>,
+        #[serde(borrow)]
+        parts: Vec<Part<'a>>,
+        #[serde(borrow, default)]
+        finish_reason: Option<Cow<'a, str>>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Part<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Cow<'a, str>,
+        #[serde(borrow)]
+        content: Cow<'a, str>,
+    }
+    let msgs: Vec<Msg<'_>> = serde_json::from_str(json.trim_start()).ok()?;
+    msgs.into_iter()
+        .map(|m| {
+            if m.parts.iter().any(|p| p.kind != "text") {
+                return None;
+            }
+            let mut out = Message {
+                role: if m.role.is_empty() {
+                    default_role.to_owned()
+                } else {
+                    m.role.into_owned()
+                },
+                ..Message::default()
+            };
+            for p in &m.parts {
+                push_text(&mut out.content, &p.content);
+            }
+            if let Some(r) = m.finish_reason.filter(|r| !r.is_empty()) {
+                out.finish_reason = r.into_owned();
+            }
+            Some(out)
+        })
+        .collect()
+}
+
 /// System instructions (`gen_ai.system_instructions`, Anthropic `system`, Responses
 /// `instructions`): a string or a list of parts, as one `system` message.
 pub fn system_message(v: &Value) -> Option<Message> {
@@ -347,6 +397,45 @@ pub fn completion_text(messages: &[Message]) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The general reader of the same text, as the slow path reads it.
+    fn general(text: &str, role: &str) -> Vec<Message> {
+        let v = crate::attrs::parse_json_container(text)
+            .unwrap_or_else(|| Value::String(text.to_owned()));
+        messages_from_value(&v, role)
+    }
+
+    #[test]
+    fn the_fast_reader_agrees_with_the_general_one_or_declines() {
+        let taken = [
+            r#"[{"role":"user","parts":[{"type":"text","content":"Hi"}]}]"#,
+            r#" [{"role":"system","parts":[{"type":"text","content":"a"},{"type":"text","content":""},{"type":"text","content":"b\n\u00e9"}]},{"role":"user","parts":[]}]"#,
+            r#"[{"role":"assistant","parts":[{"type":"text","content":"ok"}],"finish_reason":"stop"}]"#,
+            r#"[{"role":"assistant","parts":[{"type":"text","content":"ok"}],"finish_reason":""}]"#,
+            r#"[{"role":"assistant","parts":[{"type":"text","content":"ok"}],"finish_reason":null}]"#,
+            r#"[{"role":"","parts":[{"type":"text","content":"no role"}]}]"#,
+            "[]",
+        ];
+        for t in taken {
+            let fast = text_messages_fast(t, "user");
+            assert_eq!(fast.as_deref(), Some(general(t, "user").as_slice()), "{t}");
+        }
+        let declined = [
+            r#"[{"role":"assistant","parts":[{"type":"tool_call","id":"c","name":"f","arguments":{}}]}]"#,
+            r#"[{"role":"user","parts":[{"type":"text","content":"x","extra":1}]}]"#,
+            r#"[{"role":"user","content":"plain"}]"#,
+            r#"[{"message":{"role":"user","parts":[]}}]"#,
+            r#"[{"role":7,"parts":[]}]"#,
+            r#"[{"role":"user","parts":[{"type":"text","content":5}]}]"#,
+            r#"[{"role":"user","role":"system","parts":[]}]"#,
+            r#"{"role":"user","parts":[]}"#,
+            "not json",
+            r#"[{"role":"user","parts":[{"type":"text","content":"x"}]}] trailing"#,
+        ];
+        for t in declined {
+            assert_eq!(text_messages_fast(t, "user"), None, "{t}");
+        }
+    }
     use serde_json::json;
 
     #[test]

@@ -514,3 +514,43 @@ fn bodies_live_only_in_body_columns() {
         report.0.join("\n")
     );
 }
+
+/// Wherever the fast reader of all-text OTel messages takes a fixture's
+/// attribute, it reads what the general reader reads.
+#[test]
+fn the_fast_message_reader_agrees_on_every_fixture_attribute() {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
+    let m = manifest();
+    let mut taken = 0;
+    for f in m["fixtures"].as_array().expect("fixtures") {
+        let loaded = load(f["fixture"].as_str().expect("fixture name"));
+        for span in loaded
+            .traces
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+        {
+            for kv in &span.attributes {
+                let Some(Av::StringValue(text)) = kv.value.as_ref().and_then(|v| v.value.as_ref())
+                else {
+                    continue;
+                };
+                if let Some(fast) = schemas::messages::text_messages_fast(text, "user") {
+                    let v = schemas::attrs::parse_json_container(text).expect("fast implies JSON");
+                    assert_eq!(
+                        fast,
+                        schemas::messages::messages_from_value(&v, "user"),
+                        "{}: {text}",
+                        kv.key
+                    );
+                    taken += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        taken >= 20,
+        "the fast reader took only {taken} fixture attributes"
+    );
+}

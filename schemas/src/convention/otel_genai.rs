@@ -13,8 +13,9 @@ use crate::convention::{
     set_declared_output, set_json, set_messages, set_operation, set_str, set_u64,
 };
 use crate::keys::{anthropic, otel};
-use crate::messages::{messages_from_value, system_message};
+use crate::messages::{messages_from_value, system_message, text_messages_fast};
 use crate::span::{CanonicalSpan, Message, Operation, ToolCall};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
 
 pub fn map(a: &Attrs, out: &mut CanonicalSpan) {
     set_str(
@@ -112,6 +113,19 @@ fn map_params(a: &Attrs, out: &mut CanonicalSpan) {
     }
 }
 
+/// A messages attribute: the common all-text shape read directly, anything
+/// else through the general reader.
+fn read_messages(a: &Attrs, key: &str, default_role: &str) -> Option<Vec<Message>> {
+    let v = a.get(key)?;
+    if let Some(Av::StringValue(text)) = v.value.as_ref()
+        && let Some(msgs) = text_messages_fast(text, default_role)
+    {
+        return Some(msgs);
+    }
+    let json = to_json_parsing_strings(v);
+    (!json.is_null()).then(|| messages_from_value(&json, default_role))
+}
+
 fn map_content(a: &Attrs, out: &mut CanonicalSpan) {
     let mut input: Vec<Message> = Vec::new();
     if let Some(sys) = a
@@ -120,15 +134,12 @@ fn map_content(a: &Attrs, out: &mut CanonicalSpan) {
     {
         input.push(sys);
     }
-    if let Some(v) = a.json_of(&[otel::INPUT_MESSAGES]) {
-        input.extend(messages_from_value(&v, "user"));
+    if let Some(msgs) = read_messages(a, otel::INPUT_MESSAGES, "user") {
+        input.extend(msgs);
     }
     set_messages(&mut out.input_messages, input);
-    if let Some(v) = a.json_of(&[otel::OUTPUT_MESSAGES]) {
-        set_messages(
-            &mut out.output_messages,
-            messages_from_value(&v, "assistant"),
-        );
+    if let Some(msgs) = read_messages(a, otel::OUTPUT_MESSAGES, "assistant") {
+        set_messages(&mut out.output_messages, msgs);
     }
     set_json(
         &mut out.tool_definitions,
