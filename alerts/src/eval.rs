@@ -199,12 +199,12 @@ async fn spike_rule<S: Source>(
 
 /// Seconds of the month elapsed and the month's length, for `now_s` (UTC).
 pub fn month_progress(now_s: i64) -> (i64, i64, i64) {
-    let days = now_s.div_euclid(86_400);
-    let (y, m, _) = civil_from_days(days);
-    let start = days_from_civil(y, m, 1) * 86_400;
-    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-    let next = days_from_civil(ny, nm, 1) * 86_400;
-    (start, now_s - start, next - start)
+    use schemas::civil::Day;
+    let month = Day::from_unix_ns(now_s.saturating_mul(1_000_000_000)).month_start();
+    // Any day 31–32 days past the first is in the next month.
+    let next = month.offset(32).month_start();
+    let start = i64::from(month.0) * 86_400;
+    (start, now_s - start, i64::from(next.0) * 86_400 - start)
 }
 
 async fn budget_rule<S: Source>(
@@ -358,29 +358,6 @@ fn url_encode(s: &str) -> String {
         }
     }
     out
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
@@ -588,14 +565,17 @@ mod tests {
 
     #[test]
     fn month_progress_is_calendar_true() {
+        use schemas::civil::Day;
+        let secs = |d: &str| i64::from(Day::parse(d).unwrap().0) * 86_400;
         // 2026-11-23 12:00:00 UTC
-        let t = days_from_civil(2026, 11, 23) * 86_400 + 12 * 3600;
+        let t = secs("2026-11-23") + 12 * 3600;
         let (start, elapsed, len) = month_progress(t);
-        assert_eq!(start, days_from_civil(2026, 11, 1) * 86_400);
+        assert_eq!(start, secs("2026-11-01"));
         assert_eq!(len, 30 * 86_400);
         assert_eq!(elapsed, 22 * 86_400 + 12 * 3600);
-        let (_, _, feb) = month_progress(days_from_civil(2028, 2, 10) * 86_400);
+        let (_, _, feb) = month_progress(secs("2028-02-10"));
         assert_eq!(feb, 29 * 86_400);
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        let (_, _, dec) = month_progress(secs("2026-12-31") + 86_399);
+        assert_eq!(dec, 31 * 86_400, "December runs into the next year");
     }
 }

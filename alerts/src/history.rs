@@ -1,32 +1,14 @@
 //! Alert history in ClickHouse: the notifications decided on, delivery
 //! outcomes, evaluator heartbeats, and rebuilding the firing set after a
-//! restart. Row structs match `migrations/0003_alerts.sql` field for field.
+//! restart. Row structs match `migrations/0003_alerts.sql` field for field
+//! (`loupe.alert_events` is `store::rows::AlertEventRow`, which the dashboard reads).
 
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
-use store::rows::tables;
+use store::rows::{AlertEventRow, tables};
 use store::{Store, StoreError};
 
 use crate::state::{AlertKey, Notification, Observation, Restored, Severity};
-
-/// `loupe.alert_events`.
-#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
-pub struct AlertEventRow {
-    /// Unix milliseconds.
-    pub time: i64,
-    pub rule: String,
-    pub kind: String,
-    pub tenant_id: String,
-    pub subject: String,
-    pub event: String,
-    pub severity: String,
-    pub summary: String,
-    pub value: f64,
-    pub threshold: f64,
-    pub link: String,
-    /// Unix seconds.
-    pub since: u32,
-}
 
 /// `loupe.alert_deliveries`.
 #[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
@@ -50,23 +32,22 @@ pub struct HeartbeatRow {
     pub instance: String,
 }
 
-impl AlertEventRow {
-    pub fn from_notification(n: &Notification) -> Self {
-        let o = &n.observation;
-        Self {
-            time: i64::try_from(n.at).unwrap_or(i64::MAX).saturating_mul(1000),
-            rule: o.key.rule.clone(),
-            kind: o.kind.clone(),
-            tenant_id: o.key.tenant.clone(),
-            subject: o.key.subject.clone(),
-            event: n.event.as_str().to_string(),
-            severity: o.severity.as_str().to_string(),
-            summary: o.summary.clone(),
-            value: o.value,
-            threshold: o.threshold,
-            link: o.link.clone(),
-            since: u32::try_from(n.since).unwrap_or(u32::MAX),
-        }
+/// The history row of one notification.
+pub fn event_row(n: &Notification) -> AlertEventRow {
+    let o = &n.observation;
+    AlertEventRow {
+        time: i64::try_from(n.at).unwrap_or(i64::MAX).saturating_mul(1000),
+        rule: o.key.rule.clone(),
+        kind: o.kind.clone(),
+        tenant_id: o.key.tenant.clone(),
+        subject: o.key.subject.clone(),
+        event: n.event.as_str().to_string(),
+        severity: o.severity.as_str().to_string(),
+        summary: o.summary.clone(),
+        value: o.value,
+        threshold: o.threshold,
+        link: o.link.clone(),
+        since: u32::try_from(n.since).unwrap_or(u32::MAX),
     }
 }
 
@@ -79,7 +60,7 @@ pub async fn record(store: &Store, notes: &[Notification]) -> Result<(), StoreEr
         .insert::<AlertEventRow>(tables::ALERT_EVENTS, None)
         .await?;
     for n in notes {
-        ins.write(&AlertEventRow::from_notification(n)).await?;
+        ins.write(&event_row(n)).await?;
     }
     Ok(ins.end().await?)
 }

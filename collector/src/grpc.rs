@@ -12,13 +12,13 @@ use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
 };
 use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use tokio::sync::Semaphore;
 use tonic::codec::CompressionEncoding;
@@ -83,12 +83,7 @@ impl TraceService for GrpcState {
             .export_traces(request.into_inner(), &caller)
             .await
             .map_err(|e| status(&e, self.retry_after_secs))?;
-        Ok(Response::new(ExportTraceServiceResponse {
-            partial_success: (outcome.rejected > 0).then(|| ExportTracePartialSuccess {
-                rejected_spans: i64::try_from(outcome.rejected).unwrap_or(i64::MAX),
-                error_message: outcome.message,
-            }),
-        }))
+        Ok(Response::new(outcome.traces_reply()))
     }
 }
 
@@ -107,12 +102,7 @@ impl LogsService for GrpcState {
             .export_logs(request.into_inner(), &caller)
             .await
             .map_err(|e| status(&e, self.retry_after_secs))?;
-        Ok(Response::new(ExportLogsServiceResponse {
-            partial_success: (outcome.rejected > 0).then(|| ExportLogsPartialSuccess {
-                rejected_log_records: i64::try_from(outcome.rejected).unwrap_or(i64::MAX),
-                error_message: outcome.message,
-            }),
-        }))
+        Ok(Response::new(outcome.logs_reply()))
     }
 }
 

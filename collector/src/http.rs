@@ -18,17 +18,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::BodyExt;
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceResponse,
-};
 use tokio::sync::Semaphore;
 
 use crate::decode::{self, Encoding};
 use crate::error::IngestError;
-use crate::ingest::{Caller, Ingest};
+use crate::ingest::{Caller, Ingest, Outcome};
 
 pub const PATH_TRACES: &str = "/v1/traces";
 pub const PATH_LOGS: &str = "/v1/logs";
@@ -157,19 +151,21 @@ fn caller(st: &HttpState, headers: &HeaderMap) -> Result<Caller, IngestError> {
 }
 
 /// An export past the checks both signals share: authenticated, holding a
-/// concurrency slot, body read and decompressed within the limits.
-struct Accepted<'a> {
+/// concurrency slot, body read, decompressed and decoded within the limits.
+/// The raw body is dropped once decoded.
+struct Accepted<'a, R> {
     caller: Caller,
-    plain: bytes::Bytes,
+    request: R,
     enc: Encoding,
     _slot: tokio::sync::SemaphorePermit<'a>,
 }
 
-async fn accept<'a>(
+async fn accept<'a, R>(
     st: &'a HttpState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Accepted<'a>, Response> {
+    decode: fn(&[u8], Encoding) -> Result<R, IngestError>,
+) -> Result<Accepted<'a, R>, Response> {
     let caller = caller(st, headers).map_err(|e| error_response(&e, None, st.retry_after_secs))?;
     let Ok(slot) = st.slots.try_acquire() else {
         return Err(refuse(st, IngestError::Busy, headers, body).await);
@@ -177,72 +173,43 @@ async fn accept<'a>(
     let (plain, enc) = read_body(st, headers, body)
         .await
         .map_err(|(e, enc)| fail(st, &e, enc))?;
+    let request = decode(&plain, enc).map_err(|e| fail(st, &e, Some(enc)))?;
     Ok(Accepted {
         caller,
-        plain,
+        request,
         enc,
         _slot: slot,
     })
 }
 
-async fn traces(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {
-    let a = match accept(&st, &headers, body).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let Accepted {
-        caller,
-        plain,
-        enc,
-        _slot,
-    } = a;
-    let req = match decode::decode_traces(&plain, enc) {
-        Ok(r) => r,
-        Err(e) => return fail(&st, &e, Some(enc)),
-    };
-    drop(plain); // the decoded request is all that is kept while exporting
-    match st.ingest.export_traces(req, &caller).await {
-        Ok(outcome) => {
-            let reply = ExportTraceServiceResponse {
-                partial_success: (outcome.rejected > 0).then(|| ExportTracePartialSuccess {
-                    rejected_spans: i64::try_from(outcome.rejected).unwrap_or(i64::MAX),
-                    error_message: outcome.message,
-                }),
-            };
-            ok(enc, decode::encode_reply(&reply, enc))
-        }
+/// The OTLP answer in the request's encoding.
+fn answer<M: prost::Message + serde::Serialize>(
+    st: &HttpState,
+    enc: Encoding,
+    reply: Result<M, IngestError>,
+) -> Response {
+    match reply {
+        Ok(m) => ok(enc, decode::encode_reply(&m, enc)),
         Err(e) => error_response(&e, Some(enc), st.retry_after_secs),
     }
 }
 
-async fn logs(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {
-    let a = match accept(&st, &headers, body).await {
+async fn traces(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {
+    let a = match accept(&st, &headers, body, decode::decode_traces).await {
         Ok(a) => a,
         Err(r) => return r,
     };
-    let Accepted {
-        caller,
-        plain,
-        enc,
-        _slot,
-    } = a;
-    let req = match decode::decode_logs(&plain, enc) {
-        Ok(r) => r,
-        Err(e) => return fail(&st, &e, Some(enc)),
+    let reply = st.ingest.export_traces(a.request, &a.caller).await;
+    answer(&st, a.enc, reply.map(Outcome::traces_reply))
+}
+
+async fn logs(State(st): State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {
+    let a = match accept(&st, &headers, body, decode::decode_logs).await {
+        Ok(a) => a,
+        Err(r) => return r,
     };
-    drop(plain); // the decoded request is all that is kept while exporting
-    match st.ingest.export_logs(req, &caller).await {
-        Ok(outcome) => {
-            let reply = ExportLogsServiceResponse {
-                partial_success: (outcome.rejected > 0).then(|| ExportLogsPartialSuccess {
-                    rejected_log_records: i64::try_from(outcome.rejected).unwrap_or(i64::MAX),
-                    error_message: outcome.message,
-                }),
-            };
-            ok(enc, decode::encode_reply(&reply, enc))
-        }
-        Err(e) => error_response(&e, Some(enc), st.retry_after_secs),
-    }
+    let reply = st.ingest.export_logs(a.request, &a.caller).await;
+    answer(&st, a.enc, reply.map(Outcome::logs_reply))
 }
 
 fn ok(enc: Encoding, body: Vec<u8>) -> Response {

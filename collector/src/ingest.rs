@@ -16,8 +16,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use schemas::ingest_keys::{IngestKeys, KeyMatch};
 use schemas::pricing::PriceTable;
 use schemas::redact::TenantRedactors;
@@ -56,6 +60,32 @@ impl Caller {
 pub struct Outcome {
     pub rejected: u64,
     pub message: String,
+}
+
+impl Outcome {
+    fn rejected_i64(&self) -> i64 {
+        i64::try_from(self.rejected).unwrap_or(i64::MAX)
+    }
+
+    /// The trace export reply, with `partial_success` when anything was refused.
+    pub fn traces_reply(self) -> ExportTraceServiceResponse {
+        ExportTraceServiceResponse {
+            partial_success: (self.rejected > 0).then(|| ExportTracePartialSuccess {
+                rejected_spans: self.rejected_i64(),
+                error_message: self.message,
+            }),
+        }
+    }
+
+    /// The logs export reply, with `partial_success` when anything was refused.
+    pub fn logs_reply(self) -> ExportLogsServiceResponse {
+        ExportLogsServiceResponse {
+            partial_success: (self.rejected > 0).then(|| ExportLogsPartialSuccess {
+                rejected_log_records: self.rejected_i64(),
+                error_message: self.message,
+            }),
+        }
+    }
 }
 
 pub struct Ingest {

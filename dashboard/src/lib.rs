@@ -18,7 +18,7 @@
 //! `rust_decimal` end to end.
 
 pub mod auth;
-pub mod civil;
+pub use schemas::civil;
 pub mod config;
 pub mod error;
 pub mod fmt;

@@ -11,6 +11,7 @@
 //! [`process_batch`] runs all five.
 
 pub mod attrs;
+pub mod civil;
 pub mod convention;
 pub mod dedupe;
 pub mod errors;

@@ -135,6 +135,27 @@ pub struct EvaluationRow {
     pub retention_days: u16,
 }
 
+/// `loupe.alert_events`, field for field: one notification the alert
+/// evaluator decided on (written by `alerts`, read by the dashboard).
+#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
+pub struct AlertEventRow {
+    /// Unix milliseconds.
+    pub time: i64,
+    pub rule: String,
+    pub kind: String,
+    pub tenant_id: String,
+    pub subject: String,
+    /// `firing` | `renotify` | `resolved`
+    pub event: String,
+    pub severity: String,
+    pub summary: String,
+    pub value: f64,
+    pub threshold: f64,
+    pub link: String,
+    /// Unix seconds.
+    pub since: u32,
+}
+
 /// Money as the stored `Decimal(18, 12)` mantissa. Values beyond the column's
 /// range saturate (a single span costing more than ~9 million is not real
 /// data; saturating keeps the row rather than losing it).

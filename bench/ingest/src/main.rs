@@ -154,17 +154,6 @@ impl RssSampler {
     }
 }
 
-fn lib_path() -> PathBuf {
-    std::env::var_os("LOUPE_CHDB_LIB")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            store::chdb::default_lib_path(
-                std::env::var("XDG_CACHE_HOME").ok().as_deref(),
-                std::env::var("HOME").ok().as_deref(),
-            )
-        })
-}
-
 async fn count(store: &Store) -> anyhow::Result<u64> {
     Ok(store
         .reader()
@@ -289,13 +278,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("ingest-bench-")
         .tempdir_in(&args.data_dir)?;
-    let lib = lib_path();
-    if !lib.is_file() {
-        bail!(
-            "libchdb.so not found at {}: run scripts/fetch-chdb.sh",
-            lib.display()
-        );
-    }
+    let lib = store::chdb::installed_lib_path().map_err(anyhow::Error::msg)?;
     let store = Store::open(&StoreConfig::Embedded(EmbeddedConfig {
         lib_path: lib,
         data_dir: dir.path().join("data"),

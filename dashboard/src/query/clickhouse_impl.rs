@@ -300,8 +300,8 @@ WHERE tenant_id = {tenant:String}
 ORDER BY name";
 
 const ALERT_EVENTS_SQL: &str = "
-SELECT toUnixTimestamp64Nano(time) AS time_ns, rule, kind, tenant_id, subject, event, severity,
-       summary, value, threshold, link, toUnixTimestamp(since) AS since_s
+SELECT time, rule, kind, tenant_id, subject, event, severity,
+       summary, value, threshold, link, since
 FROM loupe.alert_events
 WHERE time >= fromUnixTimestamp64Nano({from_ns:Int64}, 'UTC')
   AND ({scope_all:UInt8} = 1 OR has({scope:Array(String)}, tenant_id))

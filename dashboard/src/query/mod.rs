@@ -351,23 +351,7 @@ pub struct SpanDetail {
     pub evaluations: Vec<EvaluationOut>,
 }
 
-/// One alert notification decided by the evaluator (`loupe.alert_events`).
-#[derive(Debug, Clone, PartialEq, Row, Serialize, Deserialize)]
-pub struct AlertEventRow {
-    pub time_ns: i64,
-    pub rule: String,
-    pub kind: String,
-    pub tenant_id: String,
-    pub subject: String,
-    /// `firing` | `renotify` | `resolved`
-    pub event: String,
-    pub severity: String,
-    pub summary: String,
-    pub value: f64,
-    pub threshold: f64,
-    pub link: String,
-    pub since_s: u32,
-}
+pub use store::rows::AlertEventRow;
 
 /// The alert evaluator's recent activity.
 #[derive(Debug, Clone, Default, PartialEq)]

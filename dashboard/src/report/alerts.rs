@@ -123,7 +123,7 @@ fn safe_link(link: &str) -> Option<String> {
 
 fn line(e: &AlertEventRow) -> AlertLine {
     AlertLine {
-        time: civil::format_ns(e.time_ns),
+        time: civil::format_ns(e.time.saturating_mul(1_000_000)),
         rule: e.rule.clone(),
         kind: e.kind.clone(),
         tenant: e.tenant_id.clone(),
@@ -134,7 +134,7 @@ fn line(e: &AlertEventRow) -> AlertLine {
         value: e.value,
         threshold: e.threshold,
         link: safe_link(&e.link),
-        since: civil::format_ns(i64::from(e.since_s) * 1_000_000_000),
+        since: civil::format_ns(i64::from(e.since) * 1_000_000_000),
     }
 }
 
@@ -143,7 +143,7 @@ pub fn shape(a: &AlertActivity, now_ns: i64) -> AlertsView {
     for e in &a.events {
         let k = (e.rule.as_str(), e.tenant_id.as_str(), e.subject.as_str());
         match latest.get(&k) {
-            Some(prev) if prev.time_ns >= e.time_ns => {}
+            Some(prev) if prev.time >= e.time => {}
             _ => {
                 latest.insert(k, e);
             }
@@ -153,7 +153,7 @@ pub fn shape(a: &AlertActivity, now_ns: i64) -> AlertsView {
         .into_values()
         .filter(|e| e.event != "resolved")
         .collect();
-    firing.sort_by_key(|e| std::cmp::Reverse(e.time_ns));
+    firing.sort_by_key(|e| std::cmp::Reverse(e.time));
     AlertsView {
         filter: AlertFilter::default(),
         rules: Vec::new(),
@@ -174,7 +174,7 @@ mod tests {
 
     fn ev(t: i64, subject: &str, event: &str, link: &str) -> AlertEventRow {
         AlertEventRow {
-            time_ns: t,
+            time: t,
             rule: "validation-spike".into(),
             kind: "validation".into(),
             tenant_id: "acme".into(),
@@ -185,7 +185,7 @@ mod tests {
             value: 0.4,
             threshold: 0.05,
             link: link.into(),
-            since_s: 0,
+            since: 0,
         }
     }
 

@@ -24,3 +24,26 @@ pub fn default_lib_path(xdg_cache_home: Option<&str>, home: Option<&str>) -> Pat
         .join(CHDB_VERSION)
         .join("libchdb.so")
 }
+
+/// For tests and benchmarks, which read the process environment directly
+/// (the binary reads its environment through its config): `LOUPE_CHDB_LIB`,
+/// else [`default_lib_path`]; an error naming the path and the fix when the
+/// library is not there.
+pub fn installed_lib_path() -> Result<PathBuf, String> {
+    let p = std::env::var_os("LOUPE_CHDB_LIB")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            default_lib_path(
+                std::env::var("XDG_CACHE_HOME").ok().as_deref(),
+                std::env::var("HOME").ok().as_deref(),
+            )
+        });
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(format!(
+            "libchdb.so not found at {}: run scripts/fetch-chdb.sh (make test does)",
+            p.display()
+        ))
+    }
+}

@@ -7,22 +7,9 @@ use std::path::PathBuf;
 
 use store::{EmbeddedConfig, Store, StoreConfig};
 
-/// The real libchdb.so: `LOUPE_CHDB_LIB`, else where scripts/fetch-chdb.sh puts it.
+/// The real libchdb.so (`LOUPE_CHDB_LIB`, else where scripts/fetch-chdb.sh puts it).
 pub fn lib_path() -> PathBuf {
-    let p = std::env::var_os("LOUPE_CHDB_LIB")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            store::chdb::default_lib_path(
-                std::env::var("XDG_CACHE_HOME").ok().as_deref(),
-                std::env::var("HOME").ok().as_deref(),
-            )
-        });
-    assert!(
-        p.is_file(),
-        "libchdb.so not found at {}: run scripts/fetch-chdb.sh (make test does)",
-        p.display()
-    );
-    p
+    store::chdb::installed_lib_path().unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn embedded_config(data_dir: PathBuf) -> EmbeddedConfig {

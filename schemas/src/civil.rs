@@ -1,4 +1,5 @@
-//! UTC calendar days without a date library.
+//! UTC calendar days without a date library, for the dashboard's periods and
+//! the alert evaluator's budget months.
 //!
 //! A [`Day`] is a count of days since 1970-01-01 (the same number ClickHouse's
 //! `Date` stores), so query results map onto it without conversion. Every
