@@ -92,6 +92,11 @@ impl<'a> Attrs<'a> {
 
     /// Unflatten every `prefix.*` key into a JSON tree (see [`unflatten`]).
     pub fn unflatten(&self, prefix: &str) -> Option<Value> {
+        // Most spans carry none of a convention's flattened keys: answer
+        // that without allocating.
+        if !self.has_prefix(prefix) {
+            return None;
+        }
         let dotted = format!("{prefix}.");
         let entries: Vec<(&str, Value)> = self
             .with_prefix(&dotted)
