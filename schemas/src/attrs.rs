@@ -5,8 +5,9 @@
 //! bounded by [`MAX_DEPTH`] (deeper levels render as a marker string); an index in
 //! a flattened key never sizes an allocation (indices are sorted, not used as offsets).
 
-use std::collections::BTreeMap;
-use std::ops::Bound;
+use std::collections::hash_map::Entry;
+
+use rustc_hash::FxHashMap;
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Av};
 use serde_json::{Map, Value};
@@ -17,47 +18,82 @@ const TOO_DEEP: &str = "[nested too deep]";
 
 /// A read-only view of one attribute list. The first occurrence of a key wins,
 /// as the OTel SDKs guarantee unique keys and we must pick one deterministically.
+///
+/// Mappers probe many keys a span does not carry, so exact lookups go
+/// through a hash index (one hash, no chain of string comparisons); prefix
+/// queries and key order use the entries sorted by key.
 #[derive(Debug, Default)]
 pub struct Attrs<'a> {
-    map: BTreeMap<&'a str, &'a AnyValue>,
+    index: FxHashMap<&'a str, &'a AnyValue>,
+    sorted: Vec<(&'a str, &'a AnyValue)>,
+    /// The distinct first segments of the keys (`gen_ai` of `gen_ai.system`),
+    /// so a mapper can tell in a few comparisons that none of its keys is here.
+    roots: Vec<&'a str>,
 }
 
 impl<'a> Attrs<'a> {
     pub fn new(kvs: &'a [KeyValue]) -> Self {
-        let mut map = BTreeMap::new();
+        let mut index = FxHashMap::with_capacity_and_hasher(kvs.len(), Default::default());
+        let mut sorted = Vec::with_capacity(kvs.len());
+        let mut roots: Vec<&str> = Vec::new();
         for kv in kvs {
-            if let Some(v) = kv.value.as_ref() {
-                map.entry(kv.key.as_str()).or_insert(v);
+            let Some(v) = kv.value.as_ref() else {
+                continue;
+            };
+            let key = kv.key.as_str();
+            if let Entry::Vacant(e) = index.entry(key) {
+                e.insert(v);
+                sorted.push((key, v));
+                let root = key.split('.').next().unwrap_or_default();
+                if !roots.contains(&root) {
+                    roots.push(root);
+                }
             }
         }
-        Attrs { map }
+        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        Attrs {
+            index,
+            sorted,
+            roots,
+        }
+    }
+
+    /// Whether any key's first dotted segment is one of `roots`.
+    pub fn has_any_root(&self, roots: &[&str]) -> bool {
+        self.roots.iter().any(|r| roots.contains(r))
     }
 
     pub fn get(&self, key: &str) -> Option<&'a AnyValue> {
-        self.map.get(key).copied()
+        self.index.get(key).copied()
     }
 
     pub fn contains(&self, key: &str) -> bool {
-        self.map.contains_key(key)
+        self.index.contains_key(key)
     }
 
+    /// Every key, in key order.
     pub fn keys(&self) -> impl Iterator<Item = &'a str> + '_ {
-        self.map.keys().copied()
+        self.sorted.iter().map(|(k, _)| *k)
+    }
+
+    /// The entries from the first key `>= prefix` on, in key order.
+    fn from_prefix(&self, prefix: &str) -> &[(&'a str, &'a AnyValue)] {
+        let start = self.sorted.partition_point(|(k, _)| *k < prefix);
+        &self.sorted[start..]
     }
 
     /// Entries whose key starts with `prefix`, in key order.
     pub fn with_prefix(&self, prefix: &str) -> Vec<(&'a str, &'a AnyValue)> {
-        self.map
-            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
+        self.from_prefix(prefix)
+            .iter()
             .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| (*k, *v))
+            .copied()
             .collect()
     }
 
     pub fn has_prefix(&self, prefix: &str) -> bool {
-        self.map
-            .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
-            .next()
+        self.from_prefix(prefix)
+            .first()
             .is_some_and(|(k, _)| k.starts_with(prefix))
     }
 
@@ -320,6 +356,24 @@ pub fn render_where(kvs: &[KeyValue], keep: impl Fn(&str) -> bool) -> Vec<(Strin
 mod tests {
     use super::*;
     use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
+
+    #[test]
+    fn roots_are_the_first_segments_of_the_keys() {
+        let kvs = vec![
+            kv("llm.model_name", s("m")),
+            kv(
+                "plain",
+                AnyValue {
+                    value: Some(Av::IntValue(1)),
+                },
+            ),
+        ];
+        let a = Attrs::new(&kvs);
+        assert!(a.has_any_root(&["gen_ai", "llm"]));
+        assert!(a.has_any_root(&["plain"]));
+        assert!(!a.has_any_root(&["gen_ai", "ll", "llm.model_name"]));
+        assert!(!Attrs::new(&[]).has_any_root(&["llm"]));
+    }
 
     fn s(v: &str) -> AnyValue {
         AnyValue {

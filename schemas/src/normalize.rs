@@ -118,10 +118,16 @@ pub fn normalize_traces(
     req: &ExportTraceServiceRequest,
     ctx: &NormalizeContext,
 ) -> Vec<CanonicalSpan> {
-    let mut spans = Vec::new();
-    let mut own: Vec<Attribution> = Vec::new();
-    let mut resource_tenant: Vec<Option<String>> = Vec::new();
-    let mut resource_attr: Vec<Attribution> = Vec::new();
+    let total: usize = req
+        .resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .map(|ss| ss.spans.len())
+        .sum();
+    let mut spans = Vec::with_capacity(total);
+    let mut own: Vec<Attribution> = Vec::with_capacity(total);
+    let mut resource_tenant: Vec<Option<String>> = Vec::with_capacity(total);
+    let mut resource_attr: Vec<Attribution> = Vec::with_capacity(total);
     for rs in &req.resource_spans {
         let res_kvs: &[KeyValue] = rs.resource.as_ref().map_or(&[], |r| &r.attributes);
         let res = Attrs::new(res_kvs);

@@ -4,7 +4,9 @@
 //! `ingest-bench [--spans N] [--concurrency C] [--spans-per-request R] [--tenants T]
 //!  [--protocol http|grpc|both] [--batch-rows N] [--batch-age-ms MS]
 //!  [--writer-concurrency N] [--max-requests N] [--ceiling-concurrency N] [--data-dir DIR] [--timeout-secs S]
-//!  [--setup-sql SQL]...` (statements run after the migrations, for schema experiments)
+//!  [--setup-sql SQL]... [--rounds N]` (`--setup-sql`: statements run after the
+//!  migrations, for schema experiments; `--rounds`: the end-to-end runs repeated,
+//!  protocols taking turns, to show the first run's warm-up apart)
 //!
 //! One process: pre-encodes the requests, opens the embedded engine, then per
 //! protocol starts a collector on loopback, sends everything, and waits until
@@ -48,6 +50,8 @@ struct Args {
     setup_sql: Vec<String>,
     /// Only decode and normalise the requests this many times, for profiling.
     normalize_only: u32,
+    /// End-to-end runs per protocol (protocols take turns).
+    rounds: usize,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -67,6 +71,7 @@ fn parse_args() -> anyhow::Result<Args> {
         timeout: Duration::from_secs(600),
         setup_sql: Vec::new(),
         normalize_only: 0,
+        rounds: 1,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
@@ -95,6 +100,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--timeout-secs" => a.timeout = Duration::from_secs(v.parse()?),
             "--setup-sql" => a.setup_sql.push(v.clone()),
             "--normalize-only" => a.normalize_only = v.parse()?,
+            "--rounds" => a.rounds = v.parse::<usize>()?.max(1),
             _ => bail!("unknown flag {k}; see the top of bench/ingest/src/main.rs"),
         }
     }
@@ -201,6 +207,7 @@ fn pct(sorted: &[u64], p: usize) -> f64 {
 }
 
 struct E2e {
+    run: usize,
     protocol: Protocol,
     secs: f64,
     acked_secs: f64,
@@ -298,12 +305,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let rss = RssSampler::start();
 
     let mut results = Vec::new();
-    for &protocol in &args.protocols {
+    let runs: Vec<Protocol> = (0..args.rounds)
+        .flat_map(|_| args.protocols.iter().copied())
+        .collect();
+    for (run, &protocol) in runs.iter().enumerate() {
         truncate(&store).await?;
         let cfg = collector::CollectorConfig {
             grpc_listen: "127.0.0.1:0".parse()?,
             http_listen: "127.0.0.1:0".parse()?,
-            spool_dir: dir.path().join(format!("spool-{protocol:?}")),
+            spool_dir: dir.path().join(format!("spool-{run}-{protocol:?}")),
             batch_max_rows: args.batch_rows,
             batch_max_age_ms: args.batch_age_ms,
             writer_concurrency: args.writer_concurrency,
@@ -351,6 +361,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let mut lat = loaded.latencies_us;
         lat.sort_unstable();
         let r = E2e {
+            run: run + 1,
             protocol,
             secs,
             acked_secs,
@@ -362,7 +373,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             cores,
         };
         println!(
-            "{}: {n} spans visible in {:.2}s ({:.0} spans/s; all acked at {:.2}s), p50 {:.1} ms, p99 {:.1} ms, {} retries, RSS {} → peak {} MiB, {:.2} cores busy",
+            "run {}, {}: {n} spans visible in {:.2}s ({:.0} spans/s; all acked at {:.2}s), p50 {:.1} ms, p99 {:.1} ms, {} retries, RSS {} → peak {} MiB, {:.2} cores busy",
+            r.run,
             protocol.name(),
             r.secs,
             n as f64 / r.secs,
@@ -467,13 +479,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     println!();
     println!(
-        "| transport | spans/s end to end | engine ceiling rows/s | ratio | p50 ms | p99 ms | retries | CPU cores busy | RSS before → peak (MiB) |"
+        "| run | transport | spans/s end to end | engine ceiling rows/s | ratio | p50 ms | p99 ms | retries | CPU cores busy | RSS before → peak (MiB) |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---|");
     for r in &results {
         let rate = n as f64 / r.secs;
         println!(
-            "| {} | {rate:.0} | {ceiling:.0} | {:.0} % | {:.1} | {:.1} | {} | {:.2} | {} → {} |",
+            "| {} | {} | {rate:.0} | {ceiling:.0} | {:.0} % | {:.1} | {:.1} | {} | {:.2} | {} → {} |",
+            r.run,
             r.protocol.name(),
             100.0 * rate / ceiling,
             r.p50_ms,

@@ -18,11 +18,14 @@ use crate::attrs::{Attrs, json_scalar_to_string};
 use crate::keys;
 use crate::span::{CanonicalSpan, Message, Operation};
 
-/// Run every mapper over one span's attributes.
+/// Run every mapper over one span's attributes (a mapper none of whose
+/// keys the span carries is skipped: it would fill nothing).
 pub fn map_all(a: &Attrs, out: &mut CanonicalSpan) {
     otel_genai::map(a, out);
     openllmetry::map(a, out);
-    openinference::map(a, out);
+    if a.has_any_root(openinference::ROOTS) {
+        openinference::map(a, out);
+    }
 }
 
 /// Which convention the span speaks (the first that matches, most specific first).

@@ -22,6 +22,18 @@ use crate::keys::openinference as oi;
 use crate::messages::{messages_from_value, request_body_messages, response_body_messages};
 use crate::span::{CanonicalSpan, Message, Operation};
 
+/// The first segments of every key this mapper reads (`keys::openinference`);
+/// a span with none of them is left alone.
+pub const ROOTS: &[&str] = &[
+    "openinference",
+    "llm",
+    "embedding",
+    "input",
+    "output",
+    "tool",
+    "tool_call",
+];
+
 pub fn map(a: &Attrs, out: &mut CanonicalSpan) {
     set_str(
         &mut out.provider,
@@ -207,4 +219,47 @@ fn plain_text(a: &Attrs, key: &str, role: &str) -> Vec<Message> {
     a.str_of(&[key])
         .map(|t| messages_from_value(&Value::String(t), role))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod roots_tests {
+    use super::ROOTS;
+    use crate::keys::openinference as oi;
+
+    #[test]
+    fn every_key_the_mapper_reads_has_its_root_listed() {
+        let read = [
+            oi::SPAN_KIND,
+            oi::LLM_PROVIDER,
+            oi::LLM_SYSTEM,
+            oi::LLM_MODEL_NAME,
+            oi::LLM_REQUEST_MODEL_NAME,
+            oi::LLM_RESPONSE_MODEL_NAME,
+            oi::EMBEDDING_MODEL_NAME,
+            oi::LLM_INVOCATION_PARAMETERS,
+            oi::EMBEDDING_INVOCATION_PARAMETERS,
+            oi::LLM_FINISH_REASON,
+            oi::TOKEN_COUNT_PROMPT,
+            oi::TOKEN_COUNT_COMPLETION,
+            oi::TOKEN_COUNT_TOTAL,
+            oi::TOKEN_COUNT_CACHE_READ,
+            oi::TOKEN_COUNT_CACHE_WRITE,
+            oi::TOKEN_COUNT_REASONING,
+            oi::INPUT_MESSAGES_PREFIX,
+            oi::OUTPUT_MESSAGES_PREFIX,
+            oi::TOOLS_PREFIX,
+            oi::EMBEDDINGS_PREFIX,
+            oi::INPUT_VALUE,
+            oi::INPUT_MIME_TYPE,
+            oi::OUTPUT_VALUE,
+            oi::OUTPUT_MIME_TYPE,
+            oi::TOOL_NAME,
+            oi::TOOL_CALL_ID,
+            oi::TOOL_CALL_FUNCTION_NAME,
+        ];
+        for k in read {
+            let root = k.split('.').next().unwrap_or_default();
+            assert!(ROOTS.contains(&root), "{k}: root {root} not in ROOTS");
+        }
+    }
 }
