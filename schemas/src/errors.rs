@@ -18,6 +18,10 @@ const STATUS_MARKERS: &[&str] = &[
 
 /// The HTTP status named in an error message, if one of the known phrasings is there.
 pub fn http_status_from_text(text: &str) -> Option<u16> {
+    // Most spans have no status message: answer without allocating.
+    if text.len() < "http 200".len() {
+        return None;
+    }
     let lower = text.to_ascii_lowercase();
     STATUS_MARKERS.iter().find_map(|marker| {
         lower.match_indices(marker).find_map(|(i, _)| {

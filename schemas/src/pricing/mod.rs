@@ -20,6 +20,7 @@
 pub mod estimate;
 pub mod model_name;
 
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
@@ -83,6 +84,8 @@ pub struct PriceEntry {
 pub struct PriceTable {
     version: String,
     entries: Vec<PriceEntry>,
+    /// Model key -> indices into `entries` (a span's lookup probes a few keys).
+    by_model: HashMap<String, Vec<usize>>,
 }
 
 #[derive(Deserialize)]
@@ -212,6 +215,7 @@ impl PriceTable {
         }
         Ok(PriceTable {
             version: doc.version.unwrap_or_else(|| "unversioned".to_owned()),
+            by_model: index_by_model(&entries),
             entries,
         })
     }
@@ -225,6 +229,7 @@ impl PriceTable {
         let user = Self::from_toml(text, origin, true)?;
         self.version = format!("{}+{}", self.version, user.version);
         self.entries.extend(user.entries);
+        self.by_model = index_by_model(&self.entries);
         Ok(self)
     }
 
@@ -249,9 +254,11 @@ impl PriceTable {
         let day = (at_unix_nano > 0).then_some((at_unix_nano / 1_000_000_000 / 86_400) as i64);
         for key in model_keys(model) {
             let candidates: Vec<&PriceEntry> = self
-                .entries
-                .iter()
-                .filter(|e| e.model == key)
+                .by_model
+                .get(&key)
+                .into_iter()
+                .flatten()
+                .filter_map(|&i| self.entries.get(i))
                 .filter(|e| e.tenant.as_deref().is_none_or(|t| t == tenant))
                 .collect();
             let Some(chosen_provider) = pick_provider(&candidates, provider) else {
@@ -340,6 +347,14 @@ impl PriceTable {
             },
         }
     }
+}
+
+fn index_by_model(entries: &[PriceEntry]) -> HashMap<String, Vec<usize>> {
+    let mut by_model: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        by_model.entry(e.model.clone()).or_default().push(i);
+    }
+    by_model
 }
 
 /// Which provider's entries apply: the span's own, else the family it resells
