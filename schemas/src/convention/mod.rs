@@ -86,11 +86,8 @@ pub(crate) fn set_u64(dst: &mut Option<u64>, v: Option<u64>) {
 
 /// Store messages as the canonical JSON array, unless the field is already filled.
 pub(crate) fn set_messages(dst: &mut String, msgs: Vec<Message>) {
-    if dst.is_empty()
-        && !msgs.is_empty()
-        && let Ok(s) = serde_json::to_string(&msgs)
-    {
-        *dst = s;
+    if dst.is_empty() && !msgs.is_empty() {
+        *dst = crate::messages::to_json(&msgs);
     }
 }
 
