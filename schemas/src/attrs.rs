@@ -77,14 +77,14 @@ impl<'a> Attrs<'a> {
     }
 
     /// The entries from the first key `>= prefix` on, in key order.
-    fn from_prefix(&self, prefix: &str) -> &[(&'a str, &'a AnyValue)] {
+    fn starting_at(&self, prefix: &str) -> &[(&'a str, &'a AnyValue)] {
         let start = self.sorted.partition_point(|(k, _)| *k < prefix);
         &self.sorted[start..]
     }
 
     /// Entries whose key starts with `prefix`, in key order.
     pub fn with_prefix(&self, prefix: &str) -> Vec<(&'a str, &'a AnyValue)> {
-        self.from_prefix(prefix)
+        self.starting_at(prefix)
             .iter()
             .take_while(|(k, _)| k.starts_with(prefix))
             .copied()
@@ -92,7 +92,7 @@ impl<'a> Attrs<'a> {
     }
 
     pub fn has_prefix(&self, prefix: &str) -> bool {
-        self.from_prefix(prefix)
+        self.starting_at(prefix)
             .first()
             .is_some_and(|(k, _)| k.starts_with(prefix))
     }
