@@ -22,6 +22,7 @@ pub mod logs;
 pub mod messages;
 pub mod normalize;
 pub mod otlp_json;
+pub mod preview;
 pub mod pricing;
 pub mod redact;
 pub mod span;

@@ -16,7 +16,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use serde_json::Value;
 
 use crate::attrs::{Attrs, to_json};
-use crate::convention::{set_json, set_messages};
+use crate::convention::{Side, set_json, set_messages};
 use crate::events::read_event;
 use crate::keys::otel;
 use crate::span::{CanonicalSpan, Evaluation, Message};
@@ -56,8 +56,8 @@ impl ContentPatch {
             span.evaluations.len(),
             span.finish_reasons.len(),
         );
-        set_messages(&mut span.input_messages, self.input.clone());
-        set_messages(&mut span.output_messages, self.output.clone());
+        set_messages(span, Side::Input, self.input.clone());
+        set_messages(span, Side::Output, self.output.clone());
         set_json(&mut span.tool_definitions, self.tool_definitions.clone());
         if span.finish_reasons.is_empty() {
             span.finish_reasons = crate::normalize::finish_reasons_of(&span.output_messages);

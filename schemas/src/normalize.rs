@@ -20,7 +20,7 @@ use opentelemetry_proto::tonic::trace::v1::{
 use serde_json::Value;
 
 use crate::attrs::{Attrs, render_all, render_where};
-use crate::convention::{self, set_messages, set_str};
+use crate::convention::{self, Side, set_messages, set_str};
 use crate::errors::{http_status_from_text, normalize_error_type};
 use crate::events::{evaluation_from, read_event};
 use crate::keys::{general, loupe, openinference as oi, openllmetry as ol, otel};
@@ -326,8 +326,8 @@ fn map_events(span: &Span, out: &mut CanonicalSpan) {
         }
         out.evaluations.extend(content.evaluation);
     }
-    set_messages(&mut out.input_messages, input);
-    set_messages(&mut out.output_messages, output);
+    set_messages(out, Side::Input, input);
+    set_messages(out, Side::Output, output);
 }
 
 fn map_errors(a: &Attrs, out: &mut CanonicalSpan) {

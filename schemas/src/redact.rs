@@ -215,6 +215,8 @@ impl Redactor {
         };
         apply(&mut span.input_messages);
         apply(&mut span.output_messages);
+        apply(&mut span.input_preview);
+        apply(&mut span.output_preview);
         apply(&mut span.tool_definitions);
         apply(&mut span.status_message);
         for (_, v) in span.attributes.iter_mut() {
@@ -386,6 +388,8 @@ mod tests {
         let mk = |tenant: &str| CanonicalSpan {
             tenant_id: tenant.into(),
             input_messages: r#"[{"role":"user","content":"patient ana@example.com"}]"#.into(),
+            input_preview: "patient ana@example.com".into(),
+            output_preview: "use sk-abcdefghijklmnopqrstuvwxyz0123".into(),
             attributes: vec![(
                 "http.request.header.authorization".into(),
                 "Bearer abcdefghijklmnopqrstuvwx".into(),
@@ -396,6 +400,8 @@ mod tests {
         t.redact_span(&mut a);
         assert!(a.redacted);
         assert!(a.input_messages.contains("[REDACTED:email]"));
+        assert_eq!(a.input_preview, "patient [REDACTED:email]");
+        assert!(!a.output_preview.contains("sk-abc"), "{}", a.output_preview);
         assert!(a.attributes[0].1.contains("[REDACTED:bearer_token]"));
         let mut b = mk("shop");
         t.redact_span(&mut b);

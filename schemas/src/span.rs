@@ -229,6 +229,12 @@ pub struct CanonicalSpan {
     // content (JSON strings, see module doc)
     pub input_messages: String,
     pub output_messages: String,
+    /// The text the list-view previews are made from (`crate::preview::source`),
+    /// taken while the messages were parsed; empty when a body came without one.
+    #[serde(default)]
+    pub input_preview: String,
+    #[serde(default)]
+    pub output_preview: String,
     pub tool_definitions: String,
     /// The request's JSON schema for structured output, when the span carries it.
     pub output_schema: String,

@@ -9,6 +9,7 @@
 
 use clickhouse::Row;
 use rust_decimal::Decimal;
+use schemas::preview;
 use schemas::span::{CanonicalSpan, Evaluation};
 use serde::{Deserialize, Serialize};
 
@@ -27,8 +28,7 @@ pub mod tables {
 
 /// Scale of every stored money column.
 pub const MONEY_SCALE: u32 = 12;
-/// Characters kept in list-view previews of bodies.
-pub const PREVIEW_CHARS: usize = 240;
+pub use schemas::preview::PREVIEW_CHARS;
 
 /// Retention applied to a row, in days (from the tenant's configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,100 +195,16 @@ pub fn outcome(e: &Evaluation) -> &'static str {
     }
 }
 
-/// What a preview reads of a message; borrowed from the JSON where it can be.
-#[derive(Deserialize)]
-struct PreviewMessage<'a> {
-    #[serde(borrow, default)]
-    role: std::borrow::Cow<'a, str>,
-    #[serde(borrow, default)]
-    content: std::borrow::Cow<'a, str>,
-    #[serde(borrow, default)]
-    tool_calls: Vec<PreviewCall<'a>>,
-}
-
-#[derive(Deserialize)]
-struct PreviewCall<'a> {
-    #[serde(borrow, default)]
-    name: std::borrow::Cow<'a, str>,
-    #[serde(borrow, default)]
-    arguments: std::borrow::Cow<'a, str>,
-}
-
-/// A short, single-line preview of a message list: the last user message for
-/// inputs, the first message for outputs.
-fn preview(messages_json: &str, last_user: bool) -> String {
-    let Ok(messages) = serde_json::from_str::<Vec<PreviewMessage<'_>>>(messages_json) else {
-        return String::new();
-    };
-    let pick = if last_user {
-        messages
-            .iter()
-            .rev()
-            .find(|m| m.role == "user")
-            .or_else(|| messages.last())
+/// A row's preview: from the span's preview source when ingest took one,
+/// else from the stored JSON.
+fn preview(source: &str, messages_json: &str, last_user: bool) -> String {
+    if !source.is_empty() {
+        preview::single_line(source)
+    } else if messages_json.is_empty() {
+        String::new()
     } else {
-        messages.first()
-    };
-    let Some(m) = pick else {
-        return String::new();
-    };
-    if m.content.is_empty() {
-        let calls = m
-            .tool_calls
-            .iter()
-            .map(|c| format!("{}({})", c.name, c.arguments))
-            .collect::<Vec<_>>()
-            .join(", ");
-        single_line(&calls)
-    } else {
-        single_line(&m.content)
+        preview::from_json(messages_json, last_user)
     }
-}
-
-/// Whitespace runs collapsed to one space, cut after [`PREVIEW_CHARS`]
-/// characters with an ellipsis; reads only as much of `text` as it keeps.
-fn single_line(text: &str) -> String {
-    let mut out = String::with_capacity(PREVIEW_CHARS + 8);
-    let mut chars = 0usize;
-    let mut pending_space = false;
-    let mut rest = text;
-    while let Some(c) = rest.chars().next() {
-        if c.is_whitespace() {
-            pending_space = chars > 0;
-            rest = &rest[c.len_utf8()..];
-            continue;
-        }
-        if chars == PREVIEW_CHARS {
-            out.push('…');
-            return out;
-        }
-        if pending_space {
-            out.push(' ');
-            chars += 1;
-            pending_space = false;
-            if chars == PREVIEW_CHARS {
-                out.push('…');
-                return out;
-            }
-        }
-        // Copy the run of plain ASCII up to the next space or the limit at once.
-        let room = PREVIEW_CHARS - chars;
-        let run = rest
-            .bytes()
-            .take(room)
-            .take_while(|b| b.is_ascii_graphic())
-            .count();
-        if run > 0 {
-            out.push_str(&rest[..run]);
-            chars += run;
-            rest = &rest[run..];
-        } else {
-            out.push(c);
-            chars += 1;
-            rest = &rest[c.len_utf8()..];
-        }
-    }
-    out
 }
 
 impl SpanRow {
@@ -306,8 +222,8 @@ impl SpanRow {
         } else {
             ""
         };
-        let input_preview = preview(&s.input_messages, true);
-        let output_preview = preview(&s.output_messages, false);
+        let input_preview = preview(&s.input_preview, &s.input_messages, true);
+        let output_preview = preview(&s.output_preview, &s.output_messages, false);
         let events = serde_json::to_string(&s.events).unwrap_or_default();
         Self {
             tenant_id: s.tenant_id,
@@ -442,82 +358,24 @@ mod tests {
     }
 
     #[test]
-    fn previews_pick_the_right_message_and_stay_short() {
-        let input = serde_json::to_string(&vec![
-            Message {
-                role: "system".into(),
-                content: "be brief".into(),
-                ..Default::default()
-            },
-            Message {
-                role: "user".into(),
-                content: "first".into(),
-                ..Default::default()
-            },
-            Message {
-                role: "assistant".into(),
-                content: "ok".into(),
-                ..Default::default()
-            },
-            Message {
-                role: "user".into(),
-                content: "x ".repeat(400),
-                ..Default::default()
-            },
-        ])
-        .unwrap();
-        let p = preview(&input, true);
-        assert!(p.starts_with("x x"));
-        assert_eq!(p.chars().count(), PREVIEW_CHARS + 1);
-        assert_eq!(preview("not json", true), "");
-        // Same result as the plain definition (collapse, then cut) on mixed
-        // ASCII, multi-byte text and whitespace of every kind, around the limit.
-        let reference = |t: &str| {
-            let flat = t.split_whitespace().collect::<Vec<_>>().join(" ");
-            match flat.char_indices().nth(PREVIEW_CHARS) {
-                Some((i, _)) => format!("{}…", &flat[..i]),
-                None => flat,
-            }
-        };
-        let pieces = [
-            "word",
-            " ",
-            "\n\t ",
-            "é",
-            "日本語",
-            "x",
-            "  ",
-            "🙂",
-            "\u{a0}",
-        ];
-        for seed in 0..400usize {
-            let mut t = String::new();
-            let mut k = seed;
-            while t.chars().count() < 200 + seed % 120 {
-                t.push_str(pieces[k % pieces.len()]);
-                k = k.wrapping_mul(31).wrapping_add(7) % 1009;
-            }
-            assert_eq!(single_line(&t), reference(&t), "{t:?}");
-        }
-        // Whitespace runs collapse; exactly the limit needs no ellipsis.
-        assert_eq!(single_line("  a \n\t b  "), "a b");
-        let exact = "y".repeat(PREVIEW_CHARS);
-        assert_eq!(single_line(&exact), exact);
-        assert_eq!(
-            single_line(&format!("{exact} z")),
-            format!("{exact}…"),
-            "a word past the limit is cut"
-        );
-        let calls = serde_json::to_string(&vec![Message {
-            role: "assistant".into(),
-            tool_calls: vec![schemas::span::ToolCall {
-                id: "c1".into(),
-                name: "get_weather".into(),
-                arguments: "{\"city\": \"Paris\"}".into(),
-            }],
+    fn rows_preview_the_source_else_the_stored_body() {
+        let body = serde_json::to_string(&vec![Message {
+            role: "user".into(),
+            content: "from the body".into(),
             ..Default::default()
         }])
         .unwrap();
-        assert_eq!(preview(&calls, false), "get_weather({\"city\": \"Paris\"})");
+        let span = |source: &str| CanonicalSpan {
+            input_messages: body.clone(),
+            input_preview: source.into(),
+            ..Default::default()
+        };
+        let row = |s| SpanRow::from_owned(s, Retention::default(), 0);
+        assert_eq!(
+            row(span("from  the\nsource")).input_preview,
+            "from the source"
+        );
+        assert_eq!(row(span("")).input_preview, "from the body");
+        assert_eq!(row(CanonicalSpan::default()).input_preview, "");
     }
 }

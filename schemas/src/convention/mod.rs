@@ -84,10 +84,23 @@ pub(crate) fn set_u64(dst: &mut Option<u64>, v: Option<u64>) {
     }
 }
 
-/// Store messages as the canonical JSON array, unless the field is already filled.
-pub(crate) fn set_messages(dst: &mut String, msgs: Vec<Message>) {
-    if dst.is_empty() && !msgs.is_empty() {
-        *dst = crate::messages::to_json(&msgs);
+/// Which body a message list goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Input,
+    Output,
+}
+
+/// Store messages as the canonical JSON array, with their preview source,
+/// unless the body is already filled.
+pub(crate) fn set_messages(out: &mut CanonicalSpan, side: Side, msgs: Vec<Message>) {
+    let (body, preview) = match side {
+        Side::Input => (&mut out.input_messages, &mut out.input_preview),
+        Side::Output => (&mut out.output_messages, &mut out.output_preview),
+    };
+    if body.is_empty() && !msgs.is_empty() {
+        *body = crate::messages::to_json(&msgs);
+        *preview = crate::preview::source(&msgs, side == Side::Input);
     }
 }
 

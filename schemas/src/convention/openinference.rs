@@ -15,8 +15,8 @@ use serde_json::Value;
 
 use crate::attrs::{Attrs, parse_json_container};
 use crate::convention::{
-    declared_output, normalize_provider, params_from_body, parse_operation, set_declared_output,
-    set_json, set_messages, set_operation, set_str, set_u64,
+    Side, declared_output, normalize_provider, params_from_body, parse_operation,
+    set_declared_output, set_json, set_messages, set_operation, set_str, set_u64,
 };
 use crate::keys::openinference as oi;
 use crate::messages::{messages_from_value, request_body_messages, response_body_messages};
@@ -180,7 +180,7 @@ fn map_content(a: &Attrs, out: &mut CanonicalSpan, input: Option<&Value>, output
             None => plain_text(a, oi::INPUT_VALUE, "user"),
         };
     }
-    set_messages(&mut out.input_messages, inputs);
+    set_messages(out, Side::Input, inputs);
 
     let mut outputs = a
         .unflatten(oi::OUTPUT_MESSAGES_PREFIX)
@@ -193,7 +193,7 @@ fn map_content(a: &Attrs, out: &mut CanonicalSpan, input: Option<&Value>, output
             None => plain_text(a, oi::OUTPUT_VALUE, "assistant"),
         };
     }
-    set_messages(&mut out.output_messages, outputs);
+    set_messages(out, Side::Output, outputs);
 
     if let Some(Value::Array(tools)) = a.unflatten(oi::TOOLS_PREFIX) {
         let defs: Vec<Value> = tools

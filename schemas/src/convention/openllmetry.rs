@@ -10,7 +10,9 @@
 use serde_json::Value;
 
 use crate::attrs::{Attrs, parse_json_container};
-use crate::convention::{parse_operation, set_json, set_messages, set_operation, set_str, set_u64};
+use crate::convention::{
+    Side, parse_operation, set_json, set_messages, set_operation, set_str, set_u64,
+};
 use crate::keys::{openllmetry as ol, otel};
 use crate::messages::messages_from_value;
 use crate::span::{CanonicalSpan, Message, Operation, ToolCall};
@@ -45,13 +47,10 @@ pub fn map(a: &Attrs, out: &mut CanonicalSpan) {
 
     // Flattened content (≤ 0.4x): same shapes as chat messages once unflattened.
     if let Some(v) = a.unflatten(ol::PROMPT_PREFIX) {
-        set_messages(&mut out.input_messages, messages_from_value(&v, "user"));
+        set_messages(out, Side::Input, messages_from_value(&v, "user"));
     }
     if let Some(v) = a.unflatten(ol::COMPLETION_PREFIX) {
-        set_messages(
-            &mut out.output_messages,
-            messages_from_value(&v, "assistant"),
-        );
+        set_messages(out, Side::Output, messages_from_value(&v, "assistant"));
     }
     if let Some(Value::Array(funcs)) = a.unflatten(ol::REQUEST_FUNCTIONS_PREFIX) {
         // `parameters` arrives as a JSON string; store it as the object it encodes.
@@ -101,7 +100,7 @@ fn map_entity(a: &Attrs, out: &mut CanonicalSpan) {
             }],
             ..Message::default()
         };
-        set_messages(&mut out.input_messages, vec![call]);
+        set_messages(out, Side::Input, vec![call]);
     }
     if let Some(output) = a.str_of(&[ol::ENTITY_OUTPUT]) {
         let msg = Message {
@@ -110,6 +109,6 @@ fn map_entity(a: &Attrs, out: &mut CanonicalSpan) {
             tool_call_id: out.tool_call_id.clone(),
             ..Message::default()
         };
-        set_messages(&mut out.output_messages, vec![msg]);
+        set_messages(out, Side::Output, vec![msg]);
     }
 }

@@ -9,7 +9,7 @@
 
 use crate::attrs::{Attrs, as_string_list, render, to_json_parsing_strings};
 use crate::convention::{
-    add_param, declared_output, normalize_provider, parse_operation, seconds_to_ns,
+    Side, add_param, declared_output, normalize_provider, parse_operation, seconds_to_ns,
     set_declared_output, set_json, set_messages, set_operation, set_str, set_u64,
 };
 use crate::keys::{anthropic, otel};
@@ -137,9 +137,9 @@ fn map_content(a: &Attrs, out: &mut CanonicalSpan) {
     if let Some(msgs) = read_messages(a, otel::INPUT_MESSAGES, "user") {
         input.extend(msgs);
     }
-    set_messages(&mut out.input_messages, input);
+    set_messages(out, Side::Input, input);
     if let Some(msgs) = read_messages(a, otel::OUTPUT_MESSAGES, "assistant") {
-        set_messages(&mut out.output_messages, msgs);
+        set_messages(out, Side::Output, msgs);
     }
     set_json(
         &mut out.tool_definitions,
@@ -165,7 +165,7 @@ fn map_tool(a: &Attrs, out: &mut CanonicalSpan) {
             }],
             ..Message::default()
         };
-        set_messages(&mut out.input_messages, vec![call]);
+        set_messages(out, Side::Input, vec![call]);
     }
     if let Some(result) = a.get(otel::TOOL_CALL_RESULT).map(render) {
         let msg = Message {
@@ -174,6 +174,6 @@ fn map_tool(a: &Attrs, out: &mut CanonicalSpan) {
             tool_call_id: out.tool_call_id.clone(),
             ..Message::default()
         };
-        set_messages(&mut out.output_messages, vec![msg]);
+        set_messages(out, Side::Output, vec![msg]);
     }
 }

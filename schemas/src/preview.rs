@@ -1,0 +1,311 @@
+//! List-view previews of message bodies: one line, at most [`PREVIEW_CHARS`]
+//! characters, of the last user message of an input or the first message of
+//! an output (its tool calls when it has no text).
+//!
+//! A preview is taken from the messages while ingest holds them parsed, not
+//! by parsing the stored JSON again: [`source`] keeps the chosen text on the
+//! span (whole, or for long texts a prefix that still holds
+//! [`SOURCE_MARGIN`] characters past the preview); redaction treats it like
+//! the bodies; the row makes it one line with [`single_line`]. Bodies that
+//! arrive without a source are previewed from their JSON ([`from_json`]),
+//! with the same result.
+//!
+//! Invariant: a secret that starts inside the preview and runs past the end
+//! of a cut source keeps at least [`SOURCE_MARGIN`] characters in it, enough
+//! for the redaction patterns to match it there, so no unredacted piece of
+//! it reaches the preview.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use crate::span::Message;
+
+/// Characters kept in list-view previews of bodies.
+pub const PREVIEW_CHARS: usize = 240;
+/// Characters kept past the preview in a cut source, for redaction.
+pub const SOURCE_MARGIN: usize = 256;
+/// Texts up to this many bytes are kept whole as sources (no walk to cut them).
+const WHOLE_SOURCE_BYTES: usize = 4 * (PREVIEW_CHARS + SOURCE_MARGIN);
+
+/// The preview source of a message list (empty when it has no text and no
+/// tool calls).
+pub fn source(messages: &[Message], last_user: bool) -> String {
+    match pick(messages, last_user, |m| m.role == "user") {
+        Some(m) if m.content.is_empty() => {
+            let calls = calls_text(m.tool_calls.iter().map(|c| (&*c.name, &*c.arguments)));
+            cut(&calls).to_owned()
+        }
+        Some(m) => cut(&m.content).to_owned(),
+        None => String::new(),
+    }
+}
+
+/// What a preview reads of a stored message; borrowed from the JSON where it can be.
+#[derive(Deserialize)]
+struct StoredMessage<'a> {
+    #[serde(borrow, default)]
+    role: Cow<'a, str>,
+    #[serde(borrow, default)]
+    content: Cow<'a, str>,
+    #[serde(borrow, default)]
+    tool_calls: Vec<StoredCall<'a>>,
+}
+
+#[derive(Deserialize)]
+struct StoredCall<'a> {
+    #[serde(borrow, default)]
+    name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    arguments: Cow<'a, str>,
+}
+
+/// The finished preview of a stored message list (canonical JSON); empty
+/// when it does not parse.
+pub fn from_json(messages_json: &str, last_user: bool) -> String {
+    let Ok(messages) = serde_json::from_str::<Vec<StoredMessage<'_>>>(messages_json) else {
+        return String::new();
+    };
+    match pick(&messages, last_user, |m| m.role == "user") {
+        Some(m) if m.content.is_empty() => single_line(&calls_text(
+            m.tool_calls.iter().map(|c| (&*c.name, &*c.arguments)),
+        )),
+        Some(m) => single_line(&m.content),
+        None => String::new(),
+    }
+}
+
+/// Tool calls as `name(arguments), ...`.
+fn calls_text<'a>(calls: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    calls
+        .map(|(name, args)| format!("{name}({args})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The last message that `is_user` (else the last) for inputs, the first for outputs.
+fn pick<T>(messages: &[T], last_user: bool, is_user: impl Fn(&T) -> bool) -> Option<&T> {
+    if last_user {
+        messages
+            .iter()
+            .rev()
+            .find(|m| is_user(m))
+            .or_else(|| messages.last())
+    } else {
+        messages.first()
+    }
+}
+
+/// Whitespace as `char::is_whitespace` has it, for an ASCII byte.
+fn ascii_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t'..=b'\r')
+}
+
+/// The length of the character at byte `i` of `text` (a char boundary), and
+/// whether it is whitespace.
+fn char_at(text: &str, i: usize) -> (usize, bool) {
+    match text.get(i..).and_then(|r| r.chars().next()) {
+        Some(c) => (c.len_utf8(), c.is_whitespace()),
+        None => (1, false),
+    }
+}
+
+/// `text` whole when short, else a prefix from which [`single_line`] still
+/// makes [`PREVIEW_CHARS`] + [`SOURCE_MARGIN`] characters.
+fn cut(text: &str) -> &str {
+    if text.len() <= WHOLE_SOURCE_BYTES {
+        return text;
+    }
+    let keep = PREVIEW_CHARS + SOURCE_MARGIN;
+    let bytes = text.as_bytes();
+    let mut chars = 0usize;
+    let mut in_space = true;
+    let mut i = 0usize;
+    while let Some(&b) = bytes.get(i) {
+        let (len, space) = if b < 0x80 {
+            (1, ascii_space(b))
+        } else {
+            char_at(text, i)
+        };
+        if space {
+            in_space = true;
+        } else {
+            // A collapsed space is counted with the character that follows it.
+            chars += if in_space && chars > 0 { 2 } else { 1 };
+            in_space = false;
+            if chars > keep {
+                return text.get(..i).unwrap_or(text);
+            }
+        }
+        i += len;
+    }
+    text
+}
+
+/// Whitespace runs collapsed to one space, cut after [`PREVIEW_CHARS`]
+/// characters with an ellipsis; reads only as much of `text` as it keeps.
+pub fn single_line(text: &str) -> String {
+    let mut out = String::with_capacity(PREVIEW_CHARS + 8);
+    let mut chars = 0usize;
+    let mut pending_space = false;
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if c.is_whitespace() {
+            pending_space = chars > 0;
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
+        if chars == PREVIEW_CHARS {
+            out.push('…');
+            return out;
+        }
+        if pending_space {
+            out.push(' ');
+            chars += 1;
+            pending_space = false;
+            if chars == PREVIEW_CHARS {
+                out.push('…');
+                return out;
+            }
+        }
+        // Copy the run of plain ASCII up to the next space or the limit at once.
+        let room = PREVIEW_CHARS - chars;
+        let run = rest
+            .bytes()
+            .take(room)
+            .take_while(|b| b.is_ascii_graphic())
+            .count();
+        if run > 0 {
+            out.push_str(&rest[..run]);
+            chars += run;
+            rest = &rest[run..];
+        } else {
+            out.push(c);
+            chars += 1;
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::span::ToolCall;
+
+    fn msg(role: &str, content: &str) -> Message {
+        Message {
+            role: role.into(),
+            content: content.into(),
+            ..Default::default()
+        }
+    }
+
+    /// The plain definition: collapse every whitespace run, then cut.
+    fn reference(t: &str) -> String {
+        let flat = t.split_whitespace().collect::<Vec<_>>().join(" ");
+        match flat.char_indices().nth(PREVIEW_CHARS) {
+            Some((i, _)) => format!("{}…", &flat[..i]),
+            None => flat,
+        }
+    }
+
+    /// Mixed ASCII, multi-byte text and whitespace of every kind, short and
+    /// long enough to be cut.
+    fn texts() -> impl Iterator<Item = String> {
+        let pieces = [
+            "word",
+            " ",
+            "\n\t ",
+            "é",
+            "日本語",
+            "x",
+            "  ",
+            "🙂",
+            "\u{a0}",
+            "\u{1}",
+        ];
+        (0..400usize).map(move |seed| {
+            let mut t = String::new();
+            let mut k = seed;
+            let target = if seed % 3 == 0 {
+                2500
+            } else {
+                200 + seed % 120
+            };
+            while t.chars().count() < target {
+                t.push_str(pieces[k % pieces.len()]);
+                k = k.wrapping_mul(31).wrapping_add(7) % 1009;
+            }
+            t
+        })
+    }
+
+    #[test]
+    fn previews_pick_the_right_message_and_stay_short() {
+        let messages = vec![
+            msg("system", "be brief"),
+            msg("user", "first"),
+            msg("assistant", "ok"),
+            msg("user", &"x ".repeat(400)),
+        ];
+        let json = serde_json::to_string(&messages).unwrap();
+        let p = from_json(&json, true);
+        assert!(p.starts_with("x x"));
+        assert_eq!(p.chars().count(), PREVIEW_CHARS + 1);
+        assert_eq!(single_line(&source(&messages, true)), p);
+        assert_eq!(from_json(&json, false), "be brief");
+        assert_eq!(source(&messages, false), "be brief");
+        assert_eq!(from_json("not json", true), "");
+        assert_eq!(source(&[], true), "");
+
+        let calls = vec![Message {
+            role: "assistant".into(),
+            tool_calls: vec![ToolCall {
+                id: "c1".into(),
+                name: "get_weather".into(),
+                arguments: "{\"city\": \"Paris\"}".into(),
+            }],
+            ..Default::default()
+        }];
+        let json = serde_json::to_string(&calls).unwrap();
+        assert_eq!(
+            from_json(&json, false),
+            "get_weather({\"city\": \"Paris\"})"
+        );
+        assert_eq!(single_line(&source(&calls, false)), from_json(&json, false));
+    }
+
+    #[test]
+    fn single_line_collapses_then_cuts() {
+        for t in texts() {
+            assert_eq!(single_line(&t), reference(&t), "{t:?}");
+        }
+        assert_eq!(single_line("  a \n\t b  "), "a b");
+        let exact = "y".repeat(PREVIEW_CHARS);
+        assert_eq!(single_line(&exact), exact);
+        assert_eq!(
+            single_line(&format!("{exact} z")),
+            format!("{exact}…"),
+            "a word past the limit is cut"
+        );
+    }
+
+    #[test]
+    fn a_source_makes_the_same_preview_and_keeps_the_margin() {
+        let mut cut_some = false;
+        for t in texts() {
+            let src = source(&[msg("user", &t)], true);
+            assert!(t.starts_with(&src));
+            assert_eq!(single_line(&src), reference(&t), "{t:?}");
+            if src.len() < t.len() {
+                cut_some = true;
+                // The margin past the preview, less the one character a
+                // collapsed space may take.
+                let flat = src.split_whitespace().collect::<Vec<_>>().join(" ");
+                assert!(flat.chars().count() >= PREVIEW_CHARS + SOURCE_MARGIN - 1);
+            }
+        }
+        assert!(cut_some, "some texts are long enough to be cut");
+    }
+}
