@@ -176,10 +176,12 @@ impl Redactor {
     /// Redacts one string; borrowed when nothing matched.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
-        let hits = self.any.matches(text);
-        if !hits.matched_any() {
+        // Most text holds nothing to redact: a plain search says so faster
+        // than the overlapping one that names the matching rules.
+        if !self.any.is_match(text) {
             return out;
         }
+        let hits = self.any.matches(text);
         // A replacement (`[REDACTED:kind]`) never makes another rule match,
         // so only the rules that matched the original text need to run.
         for rule in hits.iter().filter_map(|i| self.rules.get(i)) {
