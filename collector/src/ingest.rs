@@ -215,8 +215,7 @@ impl Ingest {
             key_tenant: caller.key_tenant.clone(),
             default_tenant: self.default_tenant.clone(),
         };
-        let mut spans = schemas::normalize_traces(&req, &ctx);
-        drop(req);
+        let mut spans = schemas::normalize_traces(req, &ctx);
         let mut cut_spans = 0u64;
         for (span, cut) in spans.iter_mut().zip(&screened.truncated) {
             if *cut > 0 {

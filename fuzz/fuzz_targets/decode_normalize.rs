@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
     if mode & 4 == 0 {
         if let Ok(mut req) = decode_traces(&plain, enc) {
             let _ = collector::limits::screen_traces(&mut req, 256);
-            let mut spans = schemas::normalize_traces(&req, &NormalizeContext::default());
+            let mut spans = schemas::normalize_traces(req, &NormalizeContext::default());
             schemas::finish_batch(&mut spans, prices());
         }
     } else if let Ok(mut req) = decode_logs(&plain, enc) {

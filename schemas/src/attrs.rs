@@ -352,10 +352,66 @@ pub fn render_where(kvs: &[KeyValue], keep: impl Fn(&str) -> bool) -> Vec<(Strin
         .collect()
 }
 
+/// [`render_where`], moving keys and string values out of `kvs` instead of
+/// copying them (for a caller that owns the decoded export).
+pub fn take_where(kvs: &mut [KeyValue], keep: impl Fn(&str) -> bool) -> Vec<(String, String)> {
+    kvs.iter_mut()
+        .filter(|kv| keep(&kv.key))
+        .map(|kv| {
+            let value = match kv.value.as_mut().and_then(|v| v.value.as_mut()) {
+                Some(Av::StringValue(s)) => std::mem::take(s),
+                _ => kv.value.as_ref().map(render).unwrap_or_default(),
+            };
+            (std::mem::take(&mut kv.key), value)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
+
+    #[test]
+    fn taking_renders_what_rendering_renders() {
+        let kvs = vec![
+            kv("a", s("text")),
+            kv(
+                "b",
+                AnyValue {
+                    value: Some(Av::IntValue(-3)),
+                },
+            ),
+            kv(
+                "c",
+                AnyValue {
+                    value: Some(Av::BoolValue(true)),
+                },
+            ),
+            kv(
+                "d",
+                AnyValue {
+                    value: Some(Av::BytesValue(vec![0xab, 1])),
+                },
+            ),
+            kv(
+                "e",
+                AnyValue {
+                    value: Some(Av::ArrayValue(ArrayValue {
+                        values: vec![s("x"), s("y")],
+                    })),
+                },
+            ),
+            kv("skip", s("kept in place")),
+            kv("a", s("duplicate")),
+        ];
+        let keep = |k: &str| k != "skip";
+        let rendered = render_where(&kvs, keep);
+        let mut owned = kvs.clone();
+        assert_eq!(take_where(&mut owned, keep), rendered);
+        assert_eq!(rendered.len(), 6);
+        assert_eq!(owned[5], kvs[5], "what is not kept is left alone");
+    }
 
     #[test]
     fn roots_are_the_first_segments_of_the_keys() {

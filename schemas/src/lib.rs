@@ -45,7 +45,7 @@ pub fn process_batch(
     ctx: &NormalizeContext,
     prices: &pricing::PriceTable,
 ) -> Vec<CanonicalSpan> {
-    let mut spans = normalize_traces(traces, ctx);
+    let mut spans = normalize_traces(traces.clone(), ctx);
     if let Some(logs) = logs {
         apply_log_records(&mut spans, logs);
     }

@@ -19,7 +19,7 @@ use opentelemetry_proto::tonic::trace::v1::{
 };
 use serde_json::Value;
 
-use crate::attrs::{Attrs, render_all, render_where};
+use crate::attrs::{Attrs, render_all, render_where, take_where};
 use crate::convention::{self, Side, set_messages, set_str};
 use crate::errors::{http_status_from_text, normalize_error_type};
 use crate::events::{evaluation_from, read_event};
@@ -113,9 +113,11 @@ impl Attribution {
     }
 }
 
-/// Normalise every span of an OTLP trace export.
+/// Normalise every span of an OTLP trace export. The export is consumed:
+/// attribute keys, string values and names move into the spans instead of
+/// being copied.
 pub fn normalize_traces(
-    req: &ExportTraceServiceRequest,
+    mut req: ExportTraceServiceRequest,
     ctx: &NormalizeContext,
 ) -> Vec<CanonicalSpan> {
     let total: usize = req
@@ -128,26 +130,31 @@ pub fn normalize_traces(
     let mut own: Vec<Attribution> = Vec::with_capacity(total);
     let mut resource_tenant: Vec<Option<String>> = Vec::with_capacity(total);
     let mut resource_attr: Vec<Attribution> = Vec::with_capacity(total);
-    for rs in &req.resource_spans {
+    for rs in &mut req.resource_spans {
         let res_kvs: &[KeyValue] = rs.resource.as_ref().map_or(&[], |r| &r.attributes);
         let res = Attrs::new(res_kvs);
         let res_attribution = Attribution::of(&res);
         let service = res.str_of(&[general::SERVICE_NAME]).unwrap_or_default();
         let rendered_resource = render_all(res_kvs);
-        for ss in &rs.scope_spans {
+        for ss in &mut rs.scope_spans {
             let (scope_name, scope_version) = ss
                 .scope
                 .as_ref()
                 .map(|s| (s.name.as_str(), s.version.as_str()))
                 .unwrap_or_default();
-            for span in &ss.spans {
-                let a = Attrs::new(&span.attributes);
-                let mut out = normalize_span(span, &a, scope_name);
+            for span in &mut ss.spans {
+                let (mut out, attribution) = {
+                    let a = Attrs::new(&span.attributes);
+                    (normalize_span(span, &a, scope_name), Attribution::of(&a))
+                };
+                let attributes = take_where(&mut span.attributes, |key| !body_stored(key, &out));
+                out.attributes = attributes;
+                out.name = std::mem::take(&mut span.name);
                 out.scope_name = scope_name.to_owned();
                 out.scope_version = scope_version.to_owned();
                 out.service_name = service.clone();
                 out.resource_attributes = rendered_resource.clone();
-                own.push(Attribution::of(&a));
+                own.push(attribution);
                 resource_tenant.push(res_attribution.tenant.clone());
                 resource_attr.push(res_attribution.clone());
                 spans.push(out);
@@ -226,7 +233,6 @@ fn normalize_span(span: &Span, a: &Attrs, scope_name: &str) -> CanonicalSpan {
         parent_span_id: hex::encode(&span.parent_span_id),
         start_time_unix_nano: span.start_time_unix_nano,
         end_time_unix_nano: span.end_time_unix_nano,
-        name: span.name.clone(),
         kind: span_kind(span.kind).to_owned(),
         counted: true,
         ..CanonicalSpan::default()
@@ -257,7 +263,6 @@ fn normalize_span(span: &Span, a: &Attrs, scope_name: &str) -> CanonicalSpan {
     }
     fix_exclusive_input(&mut out.usage);
     out.source_convention = convention::detect(a, scope_name).to_owned();
-    out.attributes = render_where(&span.attributes, |key| !body_stored(key, &out));
     out
 }
 

@@ -443,7 +443,7 @@ fn log_records_can_arrive_separately() {
     let loaded = load("otel-openai-v2-default/d_tool_call");
     let logs = loaded.logs.as_ref().expect("fixture has logs");
     let ctx = NormalizeContext::default();
-    let mut spans = schemas::normalize_traces(&loaded.traces, &ctx);
+    let mut spans = schemas::normalize_traces(loaded.traces.clone(), &ctx);
     assert!(
         spans.iter().all(|s| s.input_messages.is_empty()),
         "content is only in logs"

@@ -233,8 +233,7 @@ fn normalize_only(requests: &[bytes::Bytes], rounds: u32, n: u64) -> anyhow::Res
     for _ in 0..rounds {
         for r in requests {
             let req = ExportTraceServiceRequest::decode(r.clone())?;
-            let mut spans = schemas::normalize_traces(&req, &ctx);
-            drop(req);
+            let mut spans = schemas::normalize_traces(req, &ctx);
             schemas::finish_batch(&mut spans, &prices);
             for s in spans.iter_mut() {
                 redactors.redact_span(s);
