@@ -69,6 +69,18 @@ pub async fn run(
     Ok(out)
 }
 
+/// The value of one counter on the collector's `/metrics`.
+pub async fn metric(addr: std::net::SocketAddr, name: &str) -> anyhow::Result<u64> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let uri: hyper::Uri = format!("http://{addr}/metrics").parse()?;
+    let resp = client.get(uri).await?;
+    let body = resp.into_body().collect().await?.to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .with_context(|| format!("{name} not on /metrics"))
+}
+
 async fn http_worker(
     addr: std::net::SocketAddr,
     requests: &[Bytes],

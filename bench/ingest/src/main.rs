@@ -2,7 +2,7 @@
 //! engine's own insert rate for the same rows. See bench/README.md.
 //!
 //! `ingest-bench [--spans N] [--concurrency C] [--spans-per-request R] [--tenants T]
-//!  [--protocol http|grpc|both] [--batch-rows N] [--batch-age-ms MS]
+//!  [--protocol http|grpc|both] [--batch-rows N] [--batch-mib N] [--batch-age-ms MS]
 //!  [--writer-concurrency N] [--max-requests N] [--ceiling-concurrency N] [--data-dir DIR] [--timeout-secs S]
 //!  [--setup-sql SQL]... [--rounds N]` (`--setup-sql`: statements run after the
 //!  migrations, for schema experiments; `--rounds`: the end-to-end runs repeated,
@@ -40,6 +40,7 @@ struct Args {
     tenants: usize,
     protocols: Vec<Protocol>,
     batch_rows: usize,
+    batch_bytes: usize,
     batch_age_ms: u64,
     writer_concurrency: usize,
     max_requests: usize,
@@ -63,6 +64,7 @@ fn parse_args() -> anyhow::Result<Args> {
         tenants: 4,
         protocols: vec![Protocol::Http, Protocol::Grpc],
         batch_rows: defaults.batch_max_rows,
+        batch_bytes: defaults.batch_max_bytes,
         batch_age_ms: defaults.batch_max_age_ms,
         writer_concurrency: defaults.writer_concurrency,
         max_requests: defaults.max_concurrent_requests,
@@ -92,6 +94,7 @@ fn parse_args() -> anyhow::Result<Args> {
                 }
             }
             "--batch-rows" => a.batch_rows = v.parse()?,
+            "--batch-mib" => a.batch_bytes = v.parse::<usize>()? << 20,
             "--batch-age-ms" => a.batch_age_ms = v.parse()?,
             "--writer-concurrency" => a.writer_concurrency = v.parse()?,
             "--max-requests" => a.max_requests = v.parse()?,
@@ -207,6 +210,8 @@ fn pct(sorted: &[u64], p: usize) -> f64 {
 }
 
 struct E2e {
+    /// Batches the collector inserted (its `/metrics`).
+    batches: u64,
     run: usize,
     protocol: Protocol,
     secs: f64,
@@ -314,12 +319,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
             http_listen: "127.0.0.1:0".parse()?,
             spool_dir: dir.path().join(format!("spool-{run}-{protocol:?}")),
             batch_max_rows: args.batch_rows,
+            batch_max_bytes: args.batch_bytes,
             batch_max_age_ms: args.batch_age_ms,
             writer_concurrency: args.writer_concurrency,
             max_concurrent_requests: args.max_requests,
             ..collector::CollectorConfig::default()
         };
         let bound = collector::Collector::bind(&cfg).await?;
+        let metrics_addr = bound.http_addr();
         let addr = match protocol {
             Protocol::Http => bound.http_addr(),
             Protocol::Grpc => bound.grpc_addr(),
@@ -355,11 +362,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let secs = t0.elapsed().as_secs_f64();
         let cores = (cpu_secs() - cpu0) / secs;
         let rss_peak = rss.peak();
+        let batches = load::metric(metrics_addr, "loupe_collector_batches_inserted_total").await?;
         let _ = stop_tx.send(());
         task.await??;
         let mut lat = loaded.latencies_us;
         lat.sort_unstable();
         let r = E2e {
+            batches,
             run: run + 1,
             protocol,
             secs,
@@ -372,7 +381,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             cores,
         };
         println!(
-            "run {}, {}: {n} spans visible in {:.2}s ({:.0} spans/s; all acked at {:.2}s), p50 {:.1} ms, p99 {:.1} ms, {} retries, RSS {} → peak {} MiB, {:.2} cores busy",
+            "run {}, {}: {n} spans visible in {:.2}s ({:.0} spans/s; all acked at {:.2}s), p50 {:.1} ms, p99 {:.1} ms, {} retries, RSS {} → peak {} MiB, {:.2} cores busy, {} batches ({:.0} rows each)",
             r.run,
             protocol.name(),
             r.secs,
@@ -383,7 +392,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             r.retries,
             r.rss_before_mib,
             r.rss_peak_mib,
-            r.cores
+            r.cores,
+            r.batches,
+            n as f64 / r.batches.max(1) as f64
         );
         results.push(r);
     }
