@@ -193,12 +193,7 @@ impl Ingest {
         mut req: ExportTraceServiceRequest,
         caller: &Caller,
     ) -> Result<Outcome, IngestError> {
-        let total: usize = req
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .map(|s| s.spans.len())
-            .sum();
+        let total = schemas::span_count(&req);
         Metrics::add(&self.metrics.spans_received, total as u64);
         if total > self.max_spans {
             Metrics::add(&self.metrics.spans_rejected, total as u64);

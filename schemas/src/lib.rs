@@ -29,7 +29,7 @@ pub mod span;
 pub mod validate;
 
 pub use logs::{ContentPatch, apply_log_records, apply_patches, content_from_logs};
-pub use normalize::{NormalizeContext, normalize_traces, resolve_tenant};
+pub use normalize::{NormalizeContext, normalize_traces, resolve_tenant, span_count};
 pub use span::*;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;

@@ -113,6 +113,15 @@ impl Attribution {
     }
 }
 
+/// How many spans an OTLP trace export carries.
+pub fn span_count(req: &ExportTraceServiceRequest) -> usize {
+    req.resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .map(|ss| ss.spans.len())
+        .sum()
+}
+
 /// Normalise every span of an OTLP trace export. The export is consumed:
 /// attribute keys, string values and names move into the spans instead of
 /// being copied.
@@ -120,12 +129,7 @@ pub fn normalize_traces(
     mut req: ExportTraceServiceRequest,
     ctx: &NormalizeContext,
 ) -> Vec<CanonicalSpan> {
-    let total: usize = req
-        .resource_spans
-        .iter()
-        .flat_map(|rs| &rs.scope_spans)
-        .map(|ss| ss.spans.len())
-        .sum();
+    let total = span_count(&req);
     let mut spans = Vec::with_capacity(total);
     let mut own: Vec<Attribution> = Vec::with_capacity(total);
     let mut resource_tenant: Vec<Option<String>> = Vec::with_capacity(total);
