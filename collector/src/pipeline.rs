@@ -474,9 +474,12 @@ async fn replay_loop<W: BatchWriter>(shared: Arc<Shared<W>>, mut stop: watch::Re
                 },
             },
         };
+        // An empty spool waits for the next spooled batch; a failed replay
+        // waits out its backoff (new batches spooled meanwhile must not cut it
+        // short, or a down store is retried at the rate batches arrive).
         tokio::select! {
             _ = stop.changed() => {}
-            _ = shared.wake.notified() => {}
+            _ = shared.wake.notified(), if wait.is_none() => {}
             _ = tokio::time::sleep(wait.unwrap_or(BACKOFF_MAX)), if wait.is_some() => {}
         }
     }

@@ -138,6 +138,41 @@ async fn store_down_spools_then_replays_each_acknowledged_row_once() {
 }
 
 #[tokio::test]
+async fn a_down_store_is_retried_at_the_backoff_not_at_the_traffic_rate() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let fake = Arc::new(FakeStore::default());
+    fake.fail.store(true, Relaxed);
+    let metrics = Arc::new(Metrics::default());
+    let (handle, pipe) = pipeline(
+        Arc::clone(&fake),
+        open_spool(dir.path(), 1 << 20),
+        settings(1 << 20, 1 << 20),
+        Arc::clone(&metrics),
+    );
+    let (drain_tx, drain_rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(pipe.run(async move {
+        let _ = drain_rx.await;
+    }));
+    // ~1.2 s of traffic while the store is down: every batch is spooled and
+    // each one wakes the replayer.
+    for i in 0..60u64 {
+        assert_eq!(handle.submit(vec![row(i)], vec![]).await, Ok(()));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let spooled = metrics.batches_spooled.load(Relaxed);
+    let attempts = fake.attempts.load(Relaxed);
+    // Backoff from 100 ms, doubling: about five replays in 1.2 s, plus the
+    // direct inserts that failed before the pipeline switched to spooling.
+    assert!(spooled >= 50, "{spooled} batches spooled");
+    assert!(
+        attempts <= 12,
+        "{attempts} insert attempts for {spooled} spooled batches"
+    );
+    let _ = drain_tx.send(());
+    let _ = task.await;
+}
+
+#[tokio::test]
 async fn full_spool_and_full_queue_are_retryable_refusals() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let fake = Arc::new(FakeStore::default());
