@@ -7,7 +7,7 @@
 
 use std::collections::hash_map::Entry;
 
-use rustc_hash::FxHashMap;
+use foldhash::HashMap as FastMap;
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Av};
 use serde_json::{Map, Value};
@@ -20,11 +20,12 @@ const TOO_DEEP: &str = "[nested too deep]";
 /// as the OTel SDKs guarantee unique keys and we must pick one deterministically.
 ///
 /// Mappers probe many keys a span does not carry, so exact lookups go
-/// through a hash index (one hash, no chain of string comparisons); prefix
-/// queries and key order use the entries sorted by key.
+/// through a hash index (one hash, no chain of string comparisons; foldhash,
+/// seeded at random per process, so keys a client picks cannot be made to
+/// collide); prefix queries and key order use the entries sorted by key.
 #[derive(Debug, Default)]
 pub struct Attrs<'a> {
-    index: FxHashMap<&'a str, &'a AnyValue>,
+    index: FastMap<&'a str, &'a AnyValue>,
     sorted: Vec<(&'a str, &'a AnyValue)>,
     /// The distinct first segments of the keys (`gen_ai` of `gen_ai.system`),
     /// so a mapper can tell in a few comparisons that none of its keys is here.
@@ -33,7 +34,7 @@ pub struct Attrs<'a> {
 
 impl<'a> Attrs<'a> {
     pub fn new(kvs: &'a [KeyValue]) -> Self {
-        let mut index = FxHashMap::with_capacity_and_hasher(kvs.len(), Default::default());
+        let mut index = FastMap::with_capacity_and_hasher(kvs.len(), Default::default());
         let mut sorted = Vec::with_capacity(kvs.len());
         let mut roots: Vec<&str> = Vec::new();
         for kv in kvs {

@@ -11,7 +11,7 @@
 //! [`dedupe_key`] and [`preference`] are pure so the collector can apply the same rule
 //! across batches.
 
-use rustc_hash::FxHashMap;
+use foldhash::HashMap as FastMap;
 
 use crate::keys::anthropic;
 use crate::span::CanonicalSpan;
@@ -46,7 +46,7 @@ pub fn preference(span: &CanonicalSpan) -> (bool, bool, u64, String) {
 
 /// Mark every span but the preferred one of each call as not counted.
 pub fn mark_duplicates(spans: &mut [CanonicalSpan]) {
-    let mut best: FxHashMap<DedupeKey, usize> = FxHashMap::default();
+    let mut best: FastMap<DedupeKey, usize> = FastMap::default();
     for (i, s) in spans.iter().enumerate() {
         let Some(k) = dedupe_key(s) else { continue };
         match best.get(&k) {

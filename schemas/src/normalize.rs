@@ -10,7 +10,7 @@
 //! Invariants: never panics on any input; every span gets `counted = true` (dedupe
 //! may clear it later); raw attributes are kept rendered as strings.
 
-use rustc_hash::FxHashMap;
+use foldhash::HashMap as FastMap;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
@@ -177,7 +177,7 @@ fn attribute(
     resource: &[Attribution],
     ctx: &NormalizeContext,
 ) {
-    let index: FxHashMap<(&str, &str), usize> = spans
+    let index: FastMap<(&str, &str), usize> = spans
         .iter()
         .enumerate()
         .map(|(i, s)| ((s.trace_id.as_str(), s.span_id.as_str()), i))
