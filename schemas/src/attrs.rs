@@ -27,16 +27,12 @@ const TOO_DEEP: &str = "[nested too deep]";
 pub struct Attrs<'a> {
     index: FastMap<&'a str, &'a AnyValue>,
     sorted: Vec<(&'a str, &'a AnyValue)>,
-    /// The distinct first segments of the keys (`gen_ai` of `gen_ai.system`),
-    /// so a mapper can tell in a few comparisons that none of its keys is here.
-    roots: Vec<&'a str>,
 }
 
 impl<'a> Attrs<'a> {
     pub fn new(kvs: &'a [KeyValue]) -> Self {
         let mut index = FastMap::with_capacity_and_hasher(kvs.len(), Default::default());
         let mut sorted = Vec::with_capacity(kvs.len());
-        let mut roots: Vec<&str> = Vec::new();
         for kv in kvs {
             let Some(v) = kv.value.as_ref() else {
                 continue;
@@ -45,23 +41,26 @@ impl<'a> Attrs<'a> {
             if let Entry::Vacant(e) = index.entry(key) {
                 e.insert(v);
                 sorted.push((key, v));
-                let root = key.split('.').next().unwrap_or_default();
-                if !roots.contains(&root) {
-                    roots.push(root);
-                }
             }
         }
         sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        Attrs {
-            index,
-            sorted,
-            roots,
-        }
+        Attrs { index, sorted }
     }
 
-    /// Whether any key's first dotted segment is one of `roots`.
+    /// Whether any key's first dotted segment is one of `roots` (`gen_ai` of
+    /// `gen_ai.system`), so a mapper can tell that none of its keys is here:
+    /// a lookup and a binary search per root, whatever the number of keys.
     pub fn has_any_root(&self, roots: &[&str]) -> bool {
-        self.roots.iter().any(|r| roots.contains(r))
+        roots.iter().filter(|r| !r.contains('.')).any(|r| {
+            // The first key at or after `r.` in key order.
+            let at = self
+                .sorted
+                .partition_point(|(k, _)| before_dotted(k.as_bytes(), r.as_bytes()));
+            self.contains(r)
+                || self.sorted.get(at).is_some_and(|(k, _)| {
+                    k.starts_with(r) && k.as_bytes().get(r.len()) == Some(&b'.')
+                })
+        })
     }
 
     pub fn get(&self, key: &str) -> Option<&'a AnyValue> {
@@ -144,6 +143,16 @@ impl<'a> Attrs<'a> {
             return None;
         }
         Some(unflatten(entries))
+    }
+}
+
+/// Whether `key` sorts before `root` followed by a dot.
+fn before_dotted(key: &[u8], root: &[u8]) -> bool {
+    let n = key.len().min(root.len());
+    match key[..n].cmp(&root[..n]) {
+        std::cmp::Ordering::Less => true,
+        std::cmp::Ordering::Greater => false,
+        std::cmp::Ordering::Equal => key.get(root.len()).is_none_or(|&b| b < b'.'),
     }
 }
 
@@ -430,6 +439,14 @@ mod tests {
         assert!(a.has_any_root(&["plain"]));
         assert!(!a.has_any_root(&["gen_ai", "ll", "llm.model_name"]));
         assert!(!Attrs::new(&[]).has_any_root(&["llm"]));
+        // Keys around `llm.` in byte order: `-` sorts before `.`, `z` after.
+        let near = vec![kv("llm-x", s("")), kv("llmz", s("")), kv("llm", s(""))];
+        let b = Attrs::new(&near);
+        assert!(b.has_any_root(&["llm"]), "the bare root is a key");
+        let near = vec![kv("llm-x", s("")), kv("llmz", s("")), kv("llm.a", s(""))];
+        assert!(Attrs::new(&near).has_any_root(&["llm"]));
+        let near = vec![kv("llm-x", s("")), kv("llmz", s("")), kv("ll.m", s(""))];
+        assert!(!Attrs::new(&near).has_any_root(&["llm"]));
     }
 
     fn s(v: &str) -> AnyValue {

@@ -10,10 +10,12 @@
 //! arrive without a source are previewed from their JSON ([`from_json`]),
 //! with the same result.
 //!
-//! Invariant: a secret that starts inside the preview and runs past the end
-//! of a cut source keeps at least [`SOURCE_MARGIN`] characters in it, enough
-//! for the redaction patterns to match it there, so no unredacted piece of
-//! it reaches the preview.
+//! Invariant: a preview is never less redacted than its body. When redaction
+//! changes a body, its source is dropped and the row previews the redacted
+//! body (a cut source may end inside a secret that a pattern only matches
+//! whole, such as a PEM block without its END line); otherwise the source is
+//! redacted itself, and the [`SOURCE_MARGIN`] keeps a secret that starts in
+//! the preview long enough in the source for the patterns to see it.
 
 use std::borrow::Cow;
 

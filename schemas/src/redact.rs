@@ -213,12 +213,25 @@ impl Redactor {
             if let Cow::Owned(new) = self.redact(s) {
                 *s = new;
                 changed = true;
+                true
+            } else {
+                false
             }
         };
-        apply(&mut span.input_messages);
-        apply(&mut span.output_messages);
-        apply(&mut span.input_preview);
-        apply(&mut span.output_preview);
+        // A preview source may be cut (`crate::preview`), and a pattern that
+        // needs the rest of the text (a PEM block's END line) cannot match
+        // there: when its body held something to redact, the source is
+        // dropped and the row previews the redacted body instead.
+        for (body, source) in [
+            (&mut span.input_messages, &mut span.input_preview),
+            (&mut span.output_messages, &mut span.output_preview),
+        ] {
+            if apply(body) {
+                source.clear();
+            } else {
+                apply(source);
+            }
+        }
         apply(&mut span.tool_definitions);
         apply(&mut span.status_message);
         for (_, v) in span.attributes.iter_mut() {
@@ -383,6 +396,43 @@ mod tests {
     }
 
     #[test]
+    fn a_key_running_past_a_cut_preview_source_never_reaches_the_preview() {
+        use crate::convention::{Side, set_messages};
+        let key_body = "MHcCAQEEIB".repeat(40);
+        let text = format!(
+            "{}\n-----BEGIN EC PRIVATE KEY-----\n{key_body}\n-----END EC PRIVATE KEY-----\n{}",
+            "please look at this key ".repeat(4),
+            "and more text after it ".repeat(100)
+        );
+        let mut span = CanonicalSpan::default();
+        let messages = vec![crate::span::Message {
+            role: "user".into(),
+            content: text,
+            ..Default::default()
+        }];
+        set_messages(&mut span, Side::Input, messages);
+        assert!(
+            span.input_preview.contains("MHcCAQEEIB"),
+            "the source holds part of the key"
+        );
+        assert!(
+            !span.input_preview.contains("END EC PRIVATE KEY"),
+            "and was cut before its end"
+        );
+        let r = Redactor::new(&RedactionConfig::default()).unwrap();
+        r.redact_span(&mut span);
+        assert!(
+            !span.input_messages.contains("MHcCAQEEIB"),
+            "{}",
+            span.input_messages
+        );
+        assert!(span.input_preview.is_empty(), "{}", span.input_preview);
+        let preview = crate::preview::from_json(&span.input_messages, true);
+        assert!(preview.contains("[REDACTED:"), "{preview}");
+        assert!(!preview.contains("MHcCAQEEIB"), "{preview}");
+    }
+
+    #[test]
     fn spans_are_marked_and_tenants_configured_apart() {
         let mut per = HashMap::new();
         per.insert("hospital".to_string(), all_on());
@@ -402,7 +452,7 @@ mod tests {
         t.redact_span(&mut a);
         assert!(a.redacted);
         assert!(a.input_messages.contains("[REDACTED:email]"));
-        assert_eq!(a.input_preview, "patient [REDACTED:email]");
+        assert_eq!(a.input_preview, "", "the row previews the redacted body");
         assert!(!a.output_preview.contains("sk-abc"), "{}", a.output_preview);
         assert!(a.attributes[0].1.contains("[REDACTED:bearer_token]"));
         let mut b = mk("shop");
