@@ -99,15 +99,22 @@ async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     panic!("timed out waiting for: {what}");
 }
 
-#[tokio::test]
-async fn store_down_spools_then_replays_each_acknowledged_row_once() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+/// A running pipeline (1 MiB queue and spool in `dir`) over a store that is down.
+struct Down {
+    fake: Arc<FakeStore>,
+    metrics: Arc<Metrics>,
+    handle: PipelineHandle,
+    drain_tx: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn store_down(dir: &std::path::Path) -> Down {
     let fake = Arc::new(FakeStore::default());
     fake.fail.store(true, Relaxed);
     let metrics = Arc::new(Metrics::default());
     let (handle, pipe) = pipeline(
         Arc::clone(&fake),
-        open_spool(dir.path(), 1 << 20),
+        open_spool(dir, 1 << 20),
         settings(1 << 20, 1 << 20),
         Arc::clone(&metrics),
     );
@@ -115,6 +122,25 @@ async fn store_down_spools_then_replays_each_acknowledged_row_once() {
     let task = tokio::spawn(pipe.run(async move {
         let _ = drain_rx.await;
     }));
+    Down {
+        fake,
+        metrics,
+        handle,
+        drain_tx,
+        task,
+    }
+}
+
+#[tokio::test]
+async fn store_down_spools_then_replays_each_acknowledged_row_once() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let Down {
+        fake,
+        metrics,
+        handle,
+        drain_tx,
+        task,
+    } = store_down(dir.path());
     let mut acked = Vec::new();
     for i in 0..20u64 {
         let rows = vec![row(i * 2), row(i * 2 + 1)];
@@ -140,19 +166,13 @@ async fn store_down_spools_then_replays_each_acknowledged_row_once() {
 #[tokio::test]
 async fn a_down_store_is_retried_at_the_backoff_not_at_the_traffic_rate() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let fake = Arc::new(FakeStore::default());
-    fake.fail.store(true, Relaxed);
-    let metrics = Arc::new(Metrics::default());
-    let (handle, pipe) = pipeline(
-        Arc::clone(&fake),
-        open_spool(dir.path(), 1 << 20),
-        settings(1 << 20, 1 << 20),
-        Arc::clone(&metrics),
-    );
-    let (drain_tx, drain_rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(pipe.run(async move {
-        let _ = drain_rx.await;
-    }));
+    let Down {
+        fake,
+        metrics,
+        handle,
+        drain_tx,
+        task,
+    } = store_down(dir.path());
     // ~1.2 s of traffic while the store is down: every batch is spooled and
     // each one wakes the replayer.
     for i in 0..60u64 {
