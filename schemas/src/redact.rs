@@ -173,6 +173,64 @@ impl Redactor {
         self.rules.is_empty()
     }
 
+    /// Redacts JSON text (a body). The patterns run over a view in which the
+    /// escapes' letters (`n` of `\n`, `u0041` of `\u0041`, ...) read as spaces:
+    /// a value right after a line break then starts at a word boundary, as
+    /// it does in the text, and no match ends or starts inside an escape, so
+    /// the JSON stays valid. Matches of the rules are replaced left to right
+    /// (on overlap the leftmost wins, then the earlier rule). Borrowed when
+    /// nothing matched.
+    pub fn redact_json<'a>(&self, json: &'a str) -> Cow<'a, str> {
+        if !json.as_bytes().contains(&b'\\') {
+            return self.redact(json);
+        }
+        let (view, tail) = blank_escapes(json);
+        if !self.any.is_match(&view) {
+            return Cow::Borrowed(json);
+        }
+        // (start, rule, end) of every match, in the original's byte offsets.
+        let mut found: Vec<(usize, usize, usize)> = Vec::new();
+        for i in self.any.matches(&view).iter() {
+            let Some(rule) = self.rules.get(i) else {
+                continue;
+            };
+            for m in rule.re.find_iter(&view) {
+                // Widen to whole escapes at both ends.
+                let mut start = m.start();
+                while start > 0 && tail.get(start).copied().unwrap_or(false) {
+                    start -= 1;
+                }
+                let mut end = m.end();
+                while tail.get(end).copied().unwrap_or(false) {
+                    end += 1;
+                }
+                let text = json.get(start..end).unwrap_or_default();
+                if !rule.luhn || luhn_valid(text) {
+                    found.push((start, i, end));
+                }
+            }
+        }
+        found.sort_unstable();
+        let mut out = String::with_capacity(json.len());
+        let mut done = 0usize;
+        for (start, rule, end) in found {
+            if start < done {
+                continue;
+            }
+            let kind = self.rules.get(rule).map_or("secret", |r| r.kind.as_str());
+            out.push_str(json.get(done..start).unwrap_or_default());
+            out.push_str("[REDACTED:");
+            out.push_str(kind);
+            out.push(']');
+            done = end;
+        }
+        if done == 0 && out.is_empty() {
+            return Cow::Borrowed(json);
+        }
+        out.push_str(json.get(done..).unwrap_or_default());
+        Cow::Owned(out)
+    }
+
     /// Redacts one string; borrowed when nothing matched.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
@@ -209,8 +267,13 @@ impl Redactor {
             return;
         }
         let mut changed = false;
-        let mut apply = |s: &mut String| {
-            if let Cow::Owned(new) = self.redact(s) {
+        let mut apply = |s: &mut String, json: bool| {
+            let redacted = if json {
+                self.redact_json(s)
+            } else {
+                self.redact(s)
+            };
+            if let Cow::Owned(new) = redacted {
                 *s = new;
                 changed = true;
                 true
@@ -226,27 +289,27 @@ impl Redactor {
             (&mut span.input_messages, &mut span.input_preview),
             (&mut span.output_messages, &mut span.output_preview),
         ] {
-            if apply(body) {
+            if apply(body, true) {
                 source.clear();
             } else {
-                apply(source);
+                apply(source, false);
             }
         }
-        apply(&mut span.tool_definitions);
-        apply(&mut span.status_message);
+        apply(&mut span.tool_definitions, true);
+        apply(&mut span.status_message, false);
         for (_, v) in span.attributes.iter_mut() {
-            apply(v);
+            apply(v, false);
         }
         for (_, v) in span.request_params.iter_mut() {
-            apply(v);
+            apply(v, false);
         }
         for e in span.events.iter_mut() {
             for (_, v) in e.attributes.iter_mut() {
-                apply(v);
+                apply(v, false);
             }
         }
         for e in span.evaluations.iter_mut() {
-            apply(&mut e.explanation);
+            apply(&mut e.explanation, false);
         }
         if changed {
             span.redacted = true;
@@ -283,6 +346,29 @@ impl TenantRedactors {
     pub fn redact_span(&self, span: &mut CanonicalSpan) {
         self.for_tenant(&span.tenant_id).redact_span(span);
     }
+}
+
+/// A same-length view of JSON text in which every escape's letters read as
+/// spaces (`\n` → `\ `, `\u0041` → `\     `), and for each byte whether it is
+/// part of an escape after its backslash.
+fn blank_escapes(json: &str) -> (String, Vec<bool>) {
+    let mut view = json.as_bytes().to_vec();
+    let mut tail = vec![false; view.len()];
+    let mut i = 0usize;
+    while i < view.len() {
+        if view[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        let len = if view.get(i + 1) == Some(&b'u') { 5 } else { 1 };
+        for j in i + 1..(i + 1 + len).min(view.len()) {
+            tail[j] = true;
+            view[j] = b' ';
+        }
+        i += 1 + len;
+    }
+    // Only ASCII bytes inside escapes were replaced, by ASCII.
+    (String::from_utf8(view).unwrap_or_default(), tail)
 }
 
 /// The Luhn checksum over the digits of `s` (separators ignored).
@@ -393,6 +479,48 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&out).expect("still JSON");
         let text = v[0]["content"].as_str().unwrap();
         assert!(text.contains("[REDACTED:openai_key]") && text.contains("[REDACTED:email]"));
+    }
+
+    #[test]
+    fn secrets_after_a_json_escape_are_redacted_and_the_json_stays_valid() {
+        let all = RedactionConfig {
+            emails: true,
+            cards: true,
+            ..RedactionConfig::default()
+        };
+        let r = Redactor::new(&all).unwrap();
+        let content = "key:\nsk-proj-abcdefghijklmnopqrstuvwxyz\tmail\nana@example.com\ncard\u{1}4111 1111 1111 1111 \"q\"";
+        let body =
+            serde_json::to_string(&serde_json::json!([{ "role": "user", "content": content }]))
+                .unwrap();
+        // Read as plain text, the `n` of `\n` hides the key and the e-mail
+        // swallows it: the body would no longer be JSON.
+        assert!(r.redact(&body).contains("sk-proj-abc"));
+        let out = r.redact_json(&body).into_owned();
+        let back: serde_json::Value = serde_json::from_str(&out).expect("still JSON");
+        assert_eq!(
+            back[0]["content"],
+            "key:\n[REDACTED:openai_key]\tmail\n[REDACTED:email]\ncard\u{1}[REDACTED:card_number] \"q\""
+        );
+        // Inside a word there is still no match, and clean JSON is not copied.
+        let word = serde_json::to_string("xsk-proj-abcdefghijklmnopqrstuvwxyz\n").unwrap();
+        assert!(matches!(r.redact_json(&word), Cow::Borrowed(_)));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 300, ..Default::default() })]
+        #[test]
+        fn redacted_json_bodies_stay_json_whatever_their_text(pieces in proptest::collection::vec(0usize..12, 0..40)) {
+            let words = [
+                "\n", "\t", "\u{1}", "\\", "\"", " ", "é", "ana@example.com",
+                "sk-proj-abcdefghijklmnopqrstuvwxyz", "4111 1111 1111 1111", "word", "Bearer abcdefghijklmnopqrstu",
+            ];
+            let content: String = pieces.iter().map(|&i| words[i]).collect();
+            let body = serde_json::to_string(&serde_json::json!([{ "role": "user", "content": content }])).unwrap();
+            let r = Redactor::new(&RedactionConfig { emails: true, cards: true, phones: true, ..RedactionConfig::default() }).unwrap();
+            let out = r.redact_json(&body);
+            proptest::prop_assert!(serde_json::from_str::<serde_json::Value>(&out).is_ok(), "{out}");
+        }
     }
 
     #[test]
