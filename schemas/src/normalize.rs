@@ -132,12 +132,14 @@ pub fn normalize_traces(
     let total = span_count(&req);
     let mut spans = Vec::with_capacity(total);
     let mut own: Vec<Attribution> = Vec::with_capacity(total);
-    let mut resource_tenant: Vec<Option<String>> = Vec::with_capacity(total);
-    let mut resource_attr: Vec<Attribution> = Vec::with_capacity(total);
+    // Each resource's attribution once, and which resource each span is of.
+    let mut resources: Vec<Attribution> = Vec::with_capacity(req.resource_spans.len());
+    let mut resource_of: Vec<usize> = Vec::with_capacity(total);
     for rs in &mut req.resource_spans {
         let res_kvs: &[KeyValue] = rs.resource.as_ref().map_or(&[], |r| &r.attributes);
         let res = Attrs::new(res_kvs);
-        let res_attribution = Attribution::of(&res);
+        let resource = resources.len();
+        resources.push(Attribution::of(&res));
         let service = res.str_of(&[general::SERVICE_NAME]).unwrap_or_default();
         let rendered_resource = render_all(res_kvs);
         for ss in &mut rs.scope_spans {
@@ -159,13 +161,12 @@ pub fn normalize_traces(
                 out.service_name = service.clone();
                 out.resource_attributes = rendered_resource.clone();
                 own.push(attribution);
-                resource_tenant.push(res_attribution.tenant.clone());
-                resource_attr.push(res_attribution.clone());
+                resource_of.push(resource);
                 spans.push(out);
             }
         }
     }
-    attribute(&mut spans, &own, &resource_tenant, &resource_attr, ctx);
+    attribute(&mut spans, &own, &resources, &resource_of, ctx);
     spans
 }
 
@@ -173,8 +174,8 @@ pub fn normalize_traces(
 fn attribute(
     spans: &mut [CanonicalSpan],
     own: &[Attribution],
-    resource_tenant: &[Option<String>],
-    resource: &[Attribution],
+    resources: &[Attribution],
+    resource_of: &[usize],
     ctx: &NormalizeContext,
 ) {
     let index: FastMap<(&str, &str), usize> = spans
@@ -207,24 +208,23 @@ fn attribute(
         }
         resolved.push(a);
     }
-    for (i, (span, a)) in spans.iter_mut().zip(resolved).enumerate() {
+    let empty = Attribution::default();
+    for ((span, a), &r) in spans.iter_mut().zip(resolved).zip(resource_of) {
+        let resource = resources.get(r).unwrap_or(&empty);
         span.tenant_id = pick_tenant(
             ctx.key_tenant.as_deref(),
-            resource_tenant[i].as_deref(),
+            resource.tenant.as_deref(),
             a.tenant.as_deref(),
             &ctx.default_tenant,
         );
-        set_str(
-            &mut span.user_id,
-            a.user.or_else(|| resource[i].user.clone()),
-        );
+        set_str(&mut span.user_id, a.user.or_else(|| resource.user.clone()));
         set_str(
             &mut span.session_id,
-            a.session.or_else(|| resource[i].session.clone()),
+            a.session.or_else(|| resource.session.clone()),
         );
         set_str(
             &mut span.feature,
-            a.feature.or_else(|| resource[i].feature.clone()),
+            a.feature.or_else(|| resource.feature.clone()),
         );
     }
 }

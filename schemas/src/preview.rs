@@ -98,20 +98,6 @@ fn pick<T>(messages: &[T], last_user: bool, is_user: impl Fn(&T) -> bool) -> Opt
     }
 }
 
-/// Whitespace as `char::is_whitespace` has it, for an ASCII byte.
-fn ascii_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t'..=b'\r')
-}
-
-/// The length of the character at byte `i` of `text` (a char boundary), and
-/// whether it is whitespace.
-fn char_at(text: &str, i: usize) -> (usize, bool) {
-    match text.get(i..).and_then(|r| r.chars().next()) {
-        Some(c) => (c.len_utf8(), c.is_whitespace()),
-        None => (1, false),
-    }
-}
-
 /// `text` whole when short, else a prefix from which [`single_line`] still
 /// makes [`PREVIEW_CHARS`] + [`SOURCE_MARGIN`] characters.
 fn cut(text: &str) -> &str {
@@ -119,27 +105,19 @@ fn cut(text: &str) -> &str {
         return text;
     }
     let keep = PREVIEW_CHARS + SOURCE_MARGIN;
-    let bytes = text.as_bytes();
     let mut chars = 0usize;
     let mut in_space = true;
-    let mut i = 0usize;
-    while let Some(&b) = bytes.get(i) {
-        let (len, space) = if b < 0x80 {
-            (1, ascii_space(b))
-        } else {
-            char_at(text, i)
-        };
-        if space {
+    for (i, c) in text.char_indices() {
+        if c.is_whitespace() {
             in_space = true;
-        } else {
-            // A collapsed space is counted with the character that follows it.
-            chars += if in_space && chars > 0 { 2 } else { 1 };
-            in_space = false;
-            if chars > keep {
-                return text.get(..i).unwrap_or(text);
-            }
+            continue;
         }
-        i += len;
+        // A collapsed space is counted with the character that follows it.
+        chars += if in_space && chars > 0 { 2 } else { 1 };
+        in_space = false;
+        if chars > keep {
+            return text.get(..i).unwrap_or(text);
+        }
     }
     text
 }
