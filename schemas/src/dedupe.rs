@@ -34,31 +34,49 @@ pub fn dedupe_key(span: &CanonicalSpan) -> Option<DedupeKey> {
 }
 
 /// Ordering key: the smallest is the span that counts.
-pub fn preference(span: &CanonicalSpan) -> (bool, bool, u64, String) {
+pub fn preference(span: &CanonicalSpan) -> (bool, bool, u64, &str) {
     let has_content = !span.input_messages.is_empty() || !span.output_messages.is_empty();
     (
         !has_content,
         span.scope_name == anthropic::SDK_SCOPE,
         span.start_time_unix_nano,
-        span.span_id.clone(),
+        &span.span_id,
     )
+}
+
+/// [`dedupe_key`] borrowed from the span, for grouping within one batch.
+fn key_of(span: &CanonicalSpan) -> Option<(&str, &str, &str)> {
+    (span.operation.is_model_call() && !span.response_id.is_empty()).then_some((
+        span.tenant_id.as_str(),
+        span.provider.as_str(),
+        span.response_id.as_str(),
+    ))
 }
 
 /// Mark every span but the preferred one of each call as not counted.
 pub fn mark_duplicates(spans: &mut [CanonicalSpan]) {
-    let mut best: FastMap<DedupeKey, usize> = FastMap::default();
-    for (i, s) in spans.iter().enumerate() {
-        let Some(k) = dedupe_key(s) else { continue };
-        match best.get(&k) {
-            Some(&j) if preference(&spans[j]) <= preference(s) => {}
-            _ => {
-                best.insert(k, i);
+    // For each span of a call, the index of the call's preferred span.
+    let mut counted_as: Vec<Option<usize>> = Vec::with_capacity(spans.len());
+    {
+        let mut best: FastMap<(&str, &str, &str), usize> = FastMap::default();
+        for (i, s) in spans.iter().enumerate() {
+            let Some(k) = key_of(s) else { continue };
+            match best.get(&k) {
+                Some(&j) if preference(&spans[j]) <= preference(s) => {}
+                _ => {
+                    best.insert(k, i);
+                }
             }
         }
+        counted_as.extend(
+            spans
+                .iter()
+                .map(|s| key_of(s).and_then(|k| best.get(&k).copied())),
+        );
     }
-    for (i, s) in spans.iter_mut().enumerate() {
-        if let Some(k) = dedupe_key(s) {
-            s.counted = best.get(&k) == Some(&i);
+    for (i, (s, best)) in spans.iter_mut().zip(counted_as).enumerate() {
+        if let Some(j) = best {
+            s.counted = j == i;
         }
     }
 }

@@ -6,7 +6,7 @@
 //! 2. [`apply_log_records`] / [`ContentPatch::apply`] — content sent as log records;
 //! 3. [`validate::validate_batch`] — `json_schema` evaluations for declared JSON outputs;
 //! 4. [`dedupe::mark_duplicates`] — one call, one cost;
-//! 5. [`pricing::PriceTable::price_span`] — cost, price status and price version.
+//! 5. [`pricing::PriceTable::price_spans`] — cost, price status and price version.
 //!
 //! [`process_batch`] runs all five.
 
@@ -57,7 +57,5 @@ pub fn process_batch(
 pub fn finish_batch(spans: &mut [CanonicalSpan], prices: &pricing::PriceTable) {
     validate::validate_batch(spans);
     dedupe::mark_duplicates(spans);
-    for s in spans.iter_mut() {
-        prices.price_span(s);
-    }
+    prices.price_spans(spans);
 }

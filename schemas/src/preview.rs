@@ -126,9 +126,13 @@ fn cut(text: &str) -> &str {
 /// characters with an ellipsis; reads only as much of `text` as it keeps.
 pub fn single_line(text: &str) -> String {
     let mut out = String::with_capacity(PREVIEW_CHARS + 8);
-    let mut chars = 0usize;
-    let mut pending_space = false;
-    let mut rest = text;
+    // Most previews start with plain text: copy that prefix at once.
+    let plain = plain_prefix(text.as_bytes());
+    let kept = text.get(..plain).unwrap_or_default().trim_end_matches(' ');
+    out.push_str(kept);
+    let mut chars = kept.len();
+    let mut pending_space = plain > kept.len();
+    let mut rest = text.get(plain..).unwrap_or_default();
     while let Some(c) = rest.chars().next() {
         if c.is_whitespace() {
             pending_space = chars > 0;
@@ -166,6 +170,25 @@ pub fn single_line(text: &str) -> String {
         }
     }
     out
+}
+
+/// Length of the longest prefix, at most [`PREVIEW_CHARS`] bytes, that
+/// [`single_line`] copies as it is: printable ASCII words with single spaces
+/// between them.
+fn plain_prefix(bytes: &[u8]) -> usize {
+    let mut after_word = false;
+    let mut n = 0;
+    for &b in bytes.iter().take(PREVIEW_CHARS) {
+        if b.is_ascii_graphic() {
+            after_word = true;
+        } else if b == b' ' && after_word {
+            after_word = false;
+        } else {
+            break;
+        }
+        n += 1;
+    }
+    n
 }
 
 #[cfg(test)]
@@ -254,6 +277,23 @@ mod tests {
             "get_weather({\"city\": \"Paris\"})"
         );
         assert_eq!(single_line(&source(&calls, false)), from_json(&json, false));
+    }
+
+    #[test]
+    fn plain_texts_around_the_limit_are_cut_like_any_other() {
+        for word in 1..8 {
+            for len in PREVIEW_CHARS - 12..PREVIEW_CHARS + 12 {
+                let mut t = String::new();
+                while t.len() < len {
+                    t.push_str(&"w".repeat(word));
+                    t.push(' ');
+                }
+                for tail in ["", " ", "  x", "\n", "\u{a0}y", "é"] {
+                    let text = format!("{}{tail}", &t[..len]);
+                    assert_eq!(single_line(&text), reference(&text), "{text:?}");
+                }
+            }
+        }
     }
 
     #[test]

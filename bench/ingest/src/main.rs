@@ -172,6 +172,22 @@ async fn count(store: &Store) -> anyhow::Result<u64> {
         .await?)
 }
 
+/// The spans table's parts right now: active parts, their rows, the highest
+/// merge level, and parts merged away but not yet removed.
+async fn parts(store: &Store) -> anyhow::Result<String> {
+    let (active, level, merged): (u64, u32, u64) = store
+        .reader()
+        .query(
+            "SELECT countIf(active), maxIf(level, active), countIf(NOT active) FROM system.parts \
+             WHERE database = 'loupe' AND table = 'spans'",
+        )
+        .fetch_one()
+        .await?;
+    Ok(format!(
+        "{active} active parts (max level {level}), {merged} merged away"
+    ))
+}
+
 async fn truncate(store: &Store) -> anyhow::Result<()> {
     for t in [
         tables::SPANS,
@@ -196,6 +212,24 @@ fn cpu_secs() -> f64 {
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // Fields 14 and 15 of stat (utime, stime), counted from `state` (field 3).
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CLOCK_MONOTONIC in seconds (what `perf record -k CLOCK_MONOTONIC` stamps
+/// samples with), printed at phase boundaries so a profile can be cut by phase.
+fn mono(t: Instant) -> f64 {
+    // `Instant`'s Debug on Linux shows its timespec: `Instant { tv_sec: S, tv_nsec: N }`.
+    let d = format!("{t:?}");
+    let num = |key: &str| -> f64 {
+        d.split(key)
+            .nth(1)
+            .and_then(|r| {
+                r.split(|c: char| !c.is_ascii_digit())
+                    .find(|p| !p.is_empty())
+            })
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    num("tv_sec:") + num("tv_nsec:") / 1e9
 }
 
 fn mib(kib: u64) -> u64 {
@@ -323,9 +357,12 @@ async fn ceiling(
         bail!("ceiling: {c} rows visible for {n}");
     }
     let rate = n as f64 / ceiling_secs;
+    let parts = parts(store).await?;
     println!(
-        "engine ceiling: {n} rows in {ceiling_secs:.2}s ({rate:.0} rows/s; batches of {}, {k} at once; {ceiling_cores:.2} cores busy; rows built in {built_secs:.1}s, not timed)",
-        args.batch_rows
+        "engine ceiling: {n} rows in {ceiling_secs:.2}s ({rate:.0} rows/s; batches of {}, {k} at once; {ceiling_cores:.2} cores busy; rows built in {built_secs:.1}s, not timed), spans table: {parts} [monotonic {:.3}..{:.3}]",
+        args.batch_rows,
+        mono(t0),
+        mono(Instant::now())
     );
     Ok(rate)
 }
@@ -433,6 +470,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         let secs = t0.elapsed().as_secs_f64();
         let cores = (cpu_secs() - cpu0) / secs;
+        let window = (mono(t0), mono(Instant::now()));
+        let parts = parts(&store).await?;
         let rss_peak = rss.peak();
         let batches = load::metric(metrics_addr, "loupe_collector_batches_inserted_total").await?;
         let _ = stop_tx.send(());
@@ -453,7 +492,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             cores,
         };
         println!(
-            "run {}, {}: {n} spans visible in {:.2}s ({:.0} spans/s; all acked at {:.2}s), p50 {:.1} ms, p99 {:.1} ms, {} retries, RSS {} → peak {} MiB, {:.2} cores busy, {} batches ({:.0} rows each)",
+            "run {}, {}: {n} spans visible in {:.2}s ({:.0} spans/s; all acked at {:.2}s), p50 {:.1} ms, p99 {:.1} ms, {} retries, RSS {} → peak {} MiB, {:.2} cores busy, {} batches ({:.0} rows each), spans table: {parts} [monotonic {:.3}..{:.3}]",
             r.run,
             protocol.name(),
             r.secs,
@@ -466,7 +505,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             r.rss_peak_mib,
             r.cores,
             r.batches,
-            n as f64 / r.batches.max(1) as f64
+            n as f64 / r.batches.max(1) as f64,
+            window.0,
+            window.1
         );
         results.push(r);
         if (run + 1) % args.protocols.len() == 0 {

@@ -279,6 +279,49 @@ impl PriceTable {
 
     /// Fill `cost`, `price_status` and `price_version` of one span.
     pub fn price_span(&self, span: &mut CanonicalSpan) {
+        self.price_span_with(span, &mut LookupMemo::default());
+    }
+
+    /// [`Self::price_span`] for every span of a batch; the spans of one batch
+    /// share a few models, so each distinct lookup runs once.
+    pub fn price_spans(&self, spans: &mut [CanonicalSpan]) {
+        let mut memo = LookupMemo::default();
+        for s in spans {
+            self.price_span_with(s, &mut memo);
+        }
+    }
+
+    /// [`Self::lookup`] through `memo`.
+    fn lookup_memo<'t>(
+        &'t self,
+        memo: &mut LookupMemo<'t>,
+        tenant: &str,
+        provider: &str,
+        model: &str,
+        at_unix_nano: u64,
+    ) -> Option<&'t PriceEntry> {
+        // As `lookup` reads it: 0 means "now", any other time its day.
+        let day = (at_unix_nano > 0).then_some(at_unix_nano / 1_000_000_000 / 86_400);
+        let hit = memo.seen.iter().find(|(k, _)| {
+            k.day == day && k.model == model && k.provider == provider && k.tenant == tenant
+        });
+        if let Some((_, entry)) = hit {
+            return *entry;
+        }
+        let entry = self.lookup(tenant, provider, model, at_unix_nano);
+        if memo.seen.len() < LookupMemo::CAPACITY {
+            let key = MemoKey {
+                tenant: tenant.to_owned(),
+                provider: provider.to_owned(),
+                model: model.to_owned(),
+                day,
+            };
+            memo.seen.push((key, entry));
+        }
+        entry
+    }
+
+    fn price_span_with<'t>(&'t self, span: &mut CanonicalSpan, memo: &mut LookupMemo<'t>) {
         span.cost = Cost {
             currency: DEFAULT_CURRENCY.to_owned(),
             ..Cost::default()
@@ -299,14 +342,16 @@ impl PriceTable {
             span.response_model.clone()
         };
         let entry = self
-            .lookup(
+            .lookup_memo(
+                memo,
                 &span.tenant_id,
                 &span.provider,
                 &model,
                 span.start_time_unix_nano,
             )
             .or_else(|| {
-                self.lookup(
+                self.lookup_memo(
+                    memo,
                     &span.tenant_id,
                     &span.provider,
                     &span.request_model,
@@ -347,6 +392,25 @@ impl PriceTable {
             },
         }
     }
+}
+
+/// Lookups already made for one batch (a day's prices are fixed, so the day
+/// is part of the key).
+#[derive(Default)]
+struct LookupMemo<'t> {
+    seen: Vec<(MemoKey, Option<&'t PriceEntry>)>,
+}
+
+impl LookupMemo<'_> {
+    /// Distinct lookups remembered; a batch with more falls back to plain lookups.
+    const CAPACITY: usize = 32;
+}
+
+struct MemoKey {
+    tenant: String,
+    provider: String,
+    model: String,
+    day: Option<u64>,
 }
 
 fn index_by_model(entries: &[PriceEntry]) -> HashMap<String, Vec<usize>> {

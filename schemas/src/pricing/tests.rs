@@ -371,3 +371,55 @@ fn usage_the_source_estimated_is_priced_as_estimated() {
     assert_eq!(s.price_status, PriceStatus::EstimatedUsage);
     assert!(s.cost.total > Decimal::ZERO);
 }
+
+#[test]
+fn a_batch_is_priced_as_each_span_alone() {
+    // Repeats of one lookup (served from the batch's memo) between spans
+    // that differ in exactly one part of the key: model, provider, day,
+    // tenant (with a tenant price), and time 0 ("now").
+    let tenant_prices = r#"
+version = "memo"
+[[price]]
+provider = "openai"
+model = "o3"
+tenant = "acme"
+input = "1"
+output = "1"
+effective_from = "2025-01-01"
+"#;
+    let t = table().with_user_file(tenant_prices, "test").unwrap();
+    let mut spans = Vec::new();
+    for _ in 0..3 {
+        spans.push(call("openai", "o3-2025-04-16", io(1_000_000, 0)));
+        let mut early = call("openai", "o3-2025-04-16", io(1_000_000, 0));
+        early.start_time_unix_nano = 1_747_000_000_000_000_000;
+        spans.push(early);
+        let mut acme = call("openai", "o3", io(1_000_000, 0));
+        acme.tenant_id = "acme".into();
+        spans.push(acme);
+        spans.push(call("openai", "o3", io(1_000_000, 0)));
+        spans.push(call("anthropic", "o3", io(1_000_000, 0)));
+        let mut now = call("openai", "o3", io(1_000_000, 0));
+        now.start_time_unix_nano = 0;
+        spans.push(now);
+        spans.push(call("openai", "gpt-7-ultra", io(1, 1)));
+    }
+    let mut alone = spans.clone();
+    for s in &mut alone {
+        t.price_span(s);
+    }
+    t.price_spans(&mut spans);
+    for (a, b) in alone.iter().zip(&spans) {
+        assert_eq!(
+            a.cost, b.cost,
+            "{} {} {}",
+            a.tenant_id, a.provider, a.response_model
+        );
+        assert_eq!(a.price_status, b.price_status);
+    }
+    // The key's parts matter: the same model costs what its own key says.
+    assert_eq!(spans[0].cost.total, d("2"));
+    assert_eq!(spans[1].cost.total, d("10"));
+    assert_eq!(spans[2].cost.total, d("1"));
+    assert_ne!(spans[3].cost.total, d("1"));
+}
