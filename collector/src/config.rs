@@ -111,7 +111,7 @@ impl Default for CollectorConfig {
             max_spans_per_request: 50_000,
             max_concurrent_requests: 32,
             batch_max_rows: 20_000,
-            batch_max_bytes: 32 * MIB,
+            batch_max_bytes: 64 * MIB,
             batch_max_age_ms: 250,
             queue_capacity_bytes: 256 * MIB,
             queue_wait_ms: 2_000,

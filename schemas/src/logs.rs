@@ -100,7 +100,10 @@ pub fn content_from_logs(logs: &ExportLogsServiceRequest) -> Vec<ContentPatch> {
                 if content == Default::default() {
                     continue;
                 }
-                let key = (hex::encode(&rec.trace_id), hex::encode(&rec.span_id));
+                let key = (
+                    crate::normalize::hex_id(&rec.trace_id),
+                    crate::normalize::hex_id(&rec.span_id),
+                );
                 let i = *index.entry(key.clone()).or_insert_with(|| {
                     patches.push(ContentPatch {
                         trace_id: key.0,

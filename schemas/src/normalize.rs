@@ -113,6 +113,19 @@ impl Attribution {
     }
 }
 
+/// Lowercase hex of an id, as `hex::encode` writes it, through a table
+/// (`hex::encode` collects a char iterator; ids are written three times per span).
+pub(crate) fn hex_id(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 0x0f)]);
+    }
+    // Only hex digits were written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// How many spans an OTLP trace export carries.
 pub fn span_count(req: &ExportTraceServiceRequest) -> usize {
     req.resource_spans
@@ -232,9 +245,9 @@ fn attribute(
 /// One span, without resource-level context and attribution.
 fn normalize_span(span: &Span, a: &Attrs, scope_name: &str) -> CanonicalSpan {
     let mut out = CanonicalSpan {
-        trace_id: hex::encode(&span.trace_id),
-        span_id: hex::encode(&span.span_id),
-        parent_span_id: hex::encode(&span.parent_span_id),
+        trace_id: hex_id(&span.trace_id),
+        span_id: hex_id(&span.span_id),
+        parent_span_id: hex_id(&span.parent_span_id),
         start_time_unix_nano: span.start_time_unix_nano,
         end_time_unix_nano: span.end_time_unix_nano,
         kind: span_kind(span.kind).to_owned(),
@@ -393,5 +406,16 @@ fn span_kind(k: i32) -> &'static str {
         Ok(SpanKind::Producer) => "producer",
         Ok(SpanKind::Consumer) => "consumer",
         _ => "unspecified",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_are_hexed_as_the_hex_crate_does() {
+        let bytes: Vec<u8> = (0..=255u8).rev().chain([0x0f, 0xf0, 0, 0xff]).collect();
+        for n in [0, 1, 8, 16, bytes.len()] {
+            assert_eq!(super::hex_id(&bytes[..n]), hex::encode(&bytes[..n]));
+        }
     }
 }
