@@ -150,7 +150,8 @@ pub fn span_row_bytes(r: &SpanRow) -> usize {
     .iter()
     .map(|s| s.len())
     .sum::<usize>();
-    strings + kv(&r.attributes) + kv(&r.resource_attributes) + kv(&r.request_params) + 512
+    // Resource attributes are shared by the spans of one resource: not counted per row.
+    strings + kv(&r.attributes) + kv(&r.request_params) + 512
 }
 
 pub fn evaluation_row_bytes(r: &EvaluationRow) -> usize {

@@ -242,7 +242,7 @@ fn span_row(rng: &mut Rng, now_ns: i64, trace_no: u64, k: u64, big: bool) -> Spa
         feature: ["chat", "summarize", "classify", "extract"][(trace_no % 4) as usize].into(),
         source_convention: "otel_genai".into(),
         attributes: vec![("gen_ai.request.model".into(), m.1.into())],
-        resource_attributes: vec![("service.name".into(), format!("svc-{}", trace_no % 5))],
+        resource_attributes: vec![("service.name".into(), format!("svc-{}", trace_no % 5))].into(),
         events: "[]".into(),
         validation: if m.1 == "gpt-4o" && llm {
             if fail { "fail".into() } else { "pass".into() }

@@ -44,8 +44,8 @@ pub fn preference(span: &CanonicalSpan) -> (bool, bool, u64, &str) {
     )
 }
 
-/// [`dedupe_key`] borrowed from the span, for grouping within one batch.
-fn key_of(span: &CanonicalSpan) -> Option<(&str, &str, &str)> {
+/// [`dedupe_key`] borrowed from the span.
+pub fn call_key(span: &CanonicalSpan) -> Option<(&str, &str, &str)> {
     (span.operation.is_model_call() && !span.response_id.is_empty()).then_some((
         span.tenant_id.as_str(),
         span.provider.as_str(),
@@ -60,7 +60,7 @@ pub fn mark_duplicates(spans: &mut [CanonicalSpan]) {
     {
         let mut best: FastMap<(&str, &str, &str), usize> = FastMap::default();
         for (i, s) in spans.iter().enumerate() {
-            let Some(k) = key_of(s) else { continue };
+            let Some(k) = call_key(s) else { continue };
             match best.get(&k) {
                 Some(&j) if preference(&spans[j]) <= preference(s) => {}
                 _ => {
@@ -71,7 +71,7 @@ pub fn mark_duplicates(spans: &mut [CanonicalSpan]) {
         counted_as.extend(
             spans
                 .iter()
-                .map(|s| key_of(s).and_then(|k| best.get(&k).copied())),
+                .map(|s| call_key(s).and_then(|k| best.get(&k).copied())),
         );
     }
     for (i, (s, best)) in spans.iter_mut().zip(counted_as).enumerate() {

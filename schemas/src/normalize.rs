@@ -10,6 +10,8 @@
 //! Invariants: never panics on any input; every span gets `counted = true` (dedupe
 //! may clear it later); raw attributes are kept rendered as strings.
 
+use std::sync::Arc;
+
 use foldhash::HashMap as FastMap;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -154,7 +156,7 @@ pub fn normalize_traces(
         let resource = resources.len();
         resources.push(Attribution::of(&res));
         let service = res.str_of(&[general::SERVICE_NAME]).unwrap_or_default();
-        let rendered_resource = render_all(res_kvs);
+        let rendered_resource: Arc<[(String, String)]> = render_all(res_kvs).into();
         for ss in &mut rs.scope_spans {
             let (scope_name, scope_version) = ss
                 .scope
@@ -172,7 +174,7 @@ pub fn normalize_traces(
                 out.scope_name = scope_name.to_owned();
                 out.scope_version = scope_version.to_owned();
                 out.service_name = service.clone();
-                out.resource_attributes = rendered_resource.clone();
+                out.resource_attributes = Arc::clone(&rendered_resource);
                 own.push(attribution);
                 resource_of.push(resource);
                 spans.push(out);

@@ -10,6 +10,8 @@
 //!   arrays of [`Message`] / tool definitions serialised to strings, so the store
 //!   can put them in compressed columns without knowing their shape.
 
+use std::sync::Arc;
+
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -250,7 +252,8 @@ pub struct CanonicalSpan {
     /// `otel_genai`, `otel_genai_legacy`, `openinference`, `openllmetry`, `loupe_shim`, or `none`.
     pub source_convention: String,
     pub attributes: Vec<(String, String)>,
-    pub resource_attributes: Vec<(String, String)>,
+    /// Shared by every span of one resource (rendered once per resource).
+    pub resource_attributes: Arc<[(String, String)]>,
     pub events: Vec<SpanEvent>,
     pub evaluations: Vec<Evaluation>,
 

@@ -7,6 +7,8 @@
 //! `Decimal(18, 12)` is the value × 10¹² in an `i64` ([`decimal_to_i64`]);
 //! `Map(K, V)` is a `Vec<(K, V)>`.
 
+use std::sync::Arc;
+
 use clickhouse::Row;
 use rust_decimal::Decimal;
 use schemas::preview;
@@ -104,7 +106,8 @@ pub struct SpanRow {
     pub feature: String,
     pub source_convention: String,
     pub attributes: Vec<(String, String)>,
-    pub resource_attributes: Vec<(String, String)>,
+    /// Shared by every span of one resource.
+    pub resource_attributes: Arc<[(String, String)]>,
     pub events: String,
     pub validation: String,
     pub truncated: u32,

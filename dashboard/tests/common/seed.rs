@@ -119,7 +119,8 @@ fn llm(
         resource_attributes: vec![
             ("service.name".into(), service.into()),
             ("tenant.id".into(), tenant.into()),
-        ],
+        ]
+        .into(),
         ..Default::default()
     };
     s.usage.input = Some(input);
