@@ -49,7 +49,7 @@ impl RecentCalls {
     fn fingerprint(&self, span: &CanonicalSpan) -> Option<Fingerprint> {
         let key = call_key(span)?;
         let [a, b] = &self.seeds;
-        let (hi, lo) = (a.hash_one(&key), b.hash_one(&key));
+        let (hi, lo) = (a.hash_one(key), b.hash_one(key));
         Some((u128::from(hi) << 64) | u128::from(lo))
     }
 
