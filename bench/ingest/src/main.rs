@@ -390,6 +390,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         t.elapsed().as_secs_f64()
     );
     let requests = Arc::new(generated.requests);
+    let grpc_framed = Arc::new(generated.grpc_framed);
     if args.normalize_only > 0 {
         return normalize_only(&requests, args.normalize_only, n);
     }
@@ -449,7 +450,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let t0 = Instant::now();
         let loaded = tokio::time::timeout(
             args.timeout,
-            load::run(protocol, addr, Arc::clone(&requests), args.concurrency),
+            load::run(
+                protocol,
+                addr,
+                Arc::clone(match protocol {
+                    Protocol::Http => &requests,
+                    Protocol::Grpc => &grpc_framed,
+                }),
+                args.concurrency,
+            ),
         )
         .await
         .context("load timed out")??;
@@ -519,6 +528,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let hwm_e2e = status_kib("VmHWM:");
     drop(requests);
+    drop(grpc_framed);
 
     rss.stop.store(true, Relaxed);
     let mut store = store;

@@ -103,8 +103,15 @@ pub struct GenConfig {
     pub now_ns: u64,
 }
 
+/// Bytes before a gRPC message: compressed flag and length.
+pub const GRPC_PREFIX: usize = 5;
+
 pub struct Generated {
+    /// Each export request, protobuf-encoded.
     pub requests: Vec<Bytes>,
+    /// The same requests in gRPC's length-prefixed framing (`requests` are
+    /// slices of these: one copy in memory).
+    pub grpc_framed: Vec<Bytes>,
     pub spans: u64,
     pub bytes: u64,
 }
@@ -223,6 +230,7 @@ pub fn generate(cfg: &GenConfig) -> Generated {
     let per_request = traces_per_request * SPANS_PER_TRACE;
     let n_requests = cfg.spans.div_ceil(per_request);
     let mut requests = Vec::with_capacity(usize::try_from(n_requests).unwrap_or(0));
+    let mut grpc_framed = Vec::with_capacity(requests.capacity());
     let mut bytes = 0u64;
     for r in 0..n_requests {
         let tenant = usize::try_from(r).unwrap_or(0) % cfg.tenants.max(1);
@@ -282,12 +290,20 @@ pub fn generate(cfg: &GenConfig) -> Generated {
                 ..Default::default()
             }],
         };
-        let enc = Bytes::from(req.encode_to_vec());
-        bytes += enc.len() as u64;
-        requests.push(enc);
+        // gRPC message framing: uncompressed flag, big-endian length, message.
+        let len = req.encoded_len();
+        let mut framed = Vec::with_capacity(GRPC_PREFIX + len);
+        framed.push(0);
+        framed.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+        req.encode(&mut framed).expect("a Vec grows as needed");
+        let framed = Bytes::from(framed);
+        bytes += len as u64;
+        requests.push(framed.slice(GRPC_PREFIX..));
+        grpc_framed.push(framed);
     }
     Generated {
         requests,
+        grpc_framed,
         spans: n_requests * per_request,
         bytes,
     }
