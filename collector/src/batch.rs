@@ -124,9 +124,30 @@ impl Batch {
     }
 }
 
-/// Approximate in-memory size of a span row (for byte limits).
+fn kv_bytes(v: &[(String, String)]) -> usize {
+    v.iter().map(|(k, x)| k.len() + x.len() + 48).sum()
+}
+
+/// Approximate in-memory size of rows (for byte limits): each row, and each
+/// resource's attributes once (the spans of a resource share them and
+/// arrive next to each other).
+pub fn span_rows_bytes(rows: &[SpanRow]) -> usize {
+    let mut total = 0;
+    let mut last: Option<&std::sync::Arc<[(String, String)]>> = None;
+    for r in rows {
+        total += span_row_bytes(r);
+        if !last.is_some_and(|l| std::sync::Arc::ptr_eq(l, &r.resource_attributes)) {
+            total += kv_bytes(&r.resource_attributes);
+            last = Some(&r.resource_attributes);
+        }
+    }
+    total
+}
+
+/// Approximate in-memory size of a span row without its resource's
+/// attributes (for byte limits; see [`span_rows_bytes`]).
 pub fn span_row_bytes(r: &SpanRow) -> usize {
-    let kv = |v: &[(String, String)]| v.iter().map(|(k, x)| k.len() + x.len() + 48).sum::<usize>();
+    let kv = kv_bytes;
     let strings = [
         &r.tenant_id,
         &r.trace_id,
@@ -150,7 +171,6 @@ pub fn span_row_bytes(r: &SpanRow) -> usize {
     .iter()
     .map(|s| s.len())
     .sum::<usize>();
-    // Resource attributes are shared by the spans of one resource: not counted per row.
     strings + kv(&r.attributes) + kv(&r.request_params) + 512
 }
 
@@ -282,6 +302,27 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use store::rows::Retention;
+
+    #[test]
+    fn a_resource_s_attributes_count_once_per_run_of_its_spans() {
+        let attrs: std::sync::Arc<[(String, String)]> =
+            vec![("k".to_string(), "v".repeat(10_000))].into();
+        let shared: Vec<SpanRow> = (0..10)
+            .map(|n| SpanRow {
+                resource_attributes: std::sync::Arc::clone(&attrs),
+                ..row(n)
+            })
+            .collect();
+        let apart: Vec<SpanRow> = (0..10)
+            .map(|n| SpanRow {
+                resource_attributes: attrs.to_vec().into(),
+                ..row(n)
+            })
+            .collect();
+        let rows_alone: usize = shared.iter().map(span_row_bytes).sum();
+        assert_eq!(span_rows_bytes(&shared), rows_alone + 10_000 + 1 + 48);
+        assert_eq!(span_rows_bytes(&apart), rows_alone + 10 * (10_000 + 1 + 48));
+    }
 
     pub(crate) fn row(n: u64) -> SpanRow {
         let span = schemas::CanonicalSpan {

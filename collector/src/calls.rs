@@ -12,27 +12,43 @@
 //! (within one export `schemas::dedupe::preference` still picks).
 //!
 //! A call is remembered as a 128-bit fingerprint of its key (tenant,
-//! provider, response id), from two hashers seeded at random per process:
-//! no strings are copied or kept, and a client cannot choose keys that
-//! collide. Two calls sharing a fingerprint by chance (about 2^-90 for a full
-//! memory) would cost the later one its count.
+//! provider, response id): two SipHash-1-3 values under keys the standard
+//! library draws from the OS at random, so no strings are copied or kept and
+//! a client that does not know the keys cannot aim for a collision. Two
+//! calls sharing a fingerprint by chance (about 2^-94 over a full memory of
+//! 200k calls) would cost the later one its count.
+//!
+//! Each claim carries a sequence number: a call released and claimed again
+//! leaves a stale entry in the eviction order, which eviction and release
+//! skip, so neither forgets the newer claim early.
 
 use std::collections::VecDeque;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Mutex, PoisonError};
 
-use foldhash::HashSet;
-use foldhash::quality::RandomState;
+use foldhash::HashMap;
 use schemas::CanonicalSpan;
 use schemas::dedupe::call_key;
 
 /// A remembered call.
 pub type Fingerprint = u128;
 
+/// A call claimed by one export: its fingerprint and the claim's number.
+pub type Claim = (Fingerprint, u64);
+
+#[derive(Default)]
+struct Memory {
+    /// Each remembered call and the number of its live claim.
+    seen: HashMap<Fingerprint, u64>,
+    /// Claims oldest first; entries whose number is no longer in `seen` are stale.
+    order: VecDeque<Claim>,
+    next: u64,
+}
+
 pub struct RecentCalls {
     capacity: usize,
-    seeds: [RandomState; 2],
-    inner: Mutex<(HashSet<Fingerprint>, VecDeque<Fingerprint>)>,
+    keys: [RandomState; 2],
+    inner: Mutex<Memory>,
 }
 
 impl RecentCalls {
@@ -40,22 +56,22 @@ impl RecentCalls {
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity,
-            seeds: [RandomState::default(), RandomState::default()],
-            inner: Mutex::new((HashSet::default(), VecDeque::new())),
+            keys: [RandomState::new(), RandomState::new()],
+            inner: Mutex::new(Memory::default()),
         }
     }
 
     /// The fingerprint of the call a span records, when it names one.
     fn fingerprint(&self, span: &CanonicalSpan) -> Option<Fingerprint> {
         let key = call_key(span)?;
-        let [a, b] = &self.seeds;
+        let [a, b] = &self.keys;
         let (hi, lo) = (a.hash_one(key), b.hash_one(key));
         Some((u128::from(hi) << 64) | u128::from(lo))
     }
 
     /// Mark spans of calls already counted as not counted; remember the calls
     /// these spans now count. Returns the claims made (to release on failure).
-    pub fn claim(&self, spans: &mut [CanonicalSpan]) -> Vec<Fingerprint> {
+    pub fn claim(&self, spans: &mut [CanonicalSpan]) -> Vec<Claim> {
         let mut claimed = Vec::new();
         if self.capacity == 0 {
             return claimed;
@@ -71,41 +87,48 @@ impl RecentCalls {
             return claimed;
         }
         let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let (seen, order) = &mut *guard;
+        let m = &mut *guard;
         for (i, print) in prints {
-            if seen.contains(&print) {
+            if m.seen.contains_key(&print) {
                 if let Some(span) = spans.get_mut(i) {
                     span.counted = false;
                 }
                 continue;
             }
-            while seen.len() >= self.capacity {
-                match order.pop_front() {
-                    Some(old) => {
-                        seen.remove(&old);
-                    }
-                    None => break,
+            while m.seen.len() >= self.capacity {
+                let Some((old, n)) = m.order.pop_front() else {
+                    break;
+                };
+                if m.seen.get(&old) == Some(&n) {
+                    m.seen.remove(&old);
                 }
             }
-            if order.len() >= self.capacity.saturating_mul(2) {
-                // Released claims leave stale entries behind: drop them.
-                order.retain(|k| seen.contains(k));
+            if m.order.len() >= self.capacity.saturating_mul(2) {
+                // Released claims leave stale entries behind: drop them
+                // (afterwards `order` holds exactly the live claims).
+                let seen = &m.seen;
+                m.order.retain(|(p, n)| seen.get(p) == Some(n));
             }
-            seen.insert(print);
-            order.push_back(print);
-            claimed.push(print);
+            let claim = (print, m.next);
+            m.next += 1;
+            m.seen.insert(print, claim.1);
+            m.order.push_back(claim);
+            claimed.push(claim);
         }
         claimed
     }
 
-    /// Forget claims of an export that was not accepted.
-    pub fn release(&self, claims: &[Fingerprint]) {
+    /// Forget claims of an export that was not accepted (a claim made again
+    /// since, by a retry, stays).
+    pub fn release(&self, claims: &[Claim]) {
         if claims.is_empty() {
             return;
         }
         let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        for k in claims {
-            guard.0.remove(k);
+        for (print, n) in claims {
+            if guard.seen.get(print) == Some(n) {
+                guard.seen.remove(print);
+            }
         }
     }
 }
@@ -169,12 +192,35 @@ mod tests {
     }
 
     #[test]
+    fn a_call_claimed_again_is_not_forgotten_for_its_stale_claim() {
+        let calls = RecentCalls::new(2);
+        let first = calls.claim(&mut [call("a", "A")]);
+        calls.release(&first);
+        calls.claim(&mut [call("b", "B")]);
+        let again = calls.claim(&mut [call("a2", "A")]);
+        assert_eq!(again.len(), 1, "a released call counts again");
+        // A late release of the first, stale claim leaves the live one.
+        calls.release(&first);
+        let mut dup = vec![call("a3", "A")];
+        calls.claim(&mut dup);
+        assert!(!dup[0].counted, "A is still remembered");
+        // Full: the next call evicts the oldest live claim, B, not A (whose
+        // first, stale claim is older still).
+        calls.claim(&mut [call("c", "C")]);
+        let mut later = vec![call("a4", "A"), call("b2", "B")];
+        calls.claim(&mut later);
+        assert!(!later[0].counted, "A is still remembered");
+        assert!(later[1].counted, "B was forgotten first");
+    }
+
+    #[test]
     fn memory_is_bounded() {
         let calls = RecentCalls::new(3);
         for i in 0..100 {
             calls.claim(&mut [call("x", &format!("m{i}"))]);
         }
         let g = calls.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        assert!(g.0.len() <= 3);
+        assert!(g.seen.len() <= 3);
+        assert!(g.order.len() <= 6);
     }
 }

@@ -24,7 +24,7 @@ use store::rows::{EvaluationRow, SpanRow};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 use crate::batch::{
-    Batch, BatchLimits, Batcher, Sealed, Submission, evaluation_row_bytes, span_row_bytes,
+    Batch, BatchLimits, Batcher, Sealed, Submission, evaluation_row_bytes, span_rows_bytes,
 };
 use crate::error::IngestError;
 use crate::metrics::Metrics;
@@ -111,8 +111,8 @@ impl PipelineHandle {
         if self.status.closing.load(Relaxed) {
             return Err(IngestError::ShuttingDown);
         }
-        let bytes = spans.iter().map(span_row_bytes).sum::<usize>()
-            + evaluations.iter().map(evaluation_row_bytes).sum::<usize>();
+        let bytes =
+            span_rows_bytes(&spans) + evaluations.iter().map(evaluation_row_bytes).sum::<usize>();
         let units = u32::try_from(bytes.div_ceil(PERMIT_BYTES))
             .unwrap_or(u32::MAX)
             .clamp(1, self.budget_units);

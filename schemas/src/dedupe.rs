@@ -8,8 +8,8 @@
 //! merged. The kept span is the best by [`preference`]: content first (it is what an
 //! engineer opens), then not the provider SDK's own span, then the earliest start
 //! and the smallest span id, so the choice is deterministic and batch-order free.
-//! [`dedupe_key`] and [`preference`] are pure so the collector can apply the same rule
-//! across batches.
+//! Across exports the collector remembers calls by [`call_key`]
+//! (`collector::calls`); there the first span to arrive keeps the count.
 
 use foldhash::HashMap as FastMap;
 

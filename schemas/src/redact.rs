@@ -311,6 +311,22 @@ impl Redactor {
         for e in span.evaluations.iter_mut() {
             apply(&mut e.explanation, false);
         }
+        // Shared by the spans of a resource: replaced, not edited in place.
+        if span
+            .resource_attributes
+            .iter()
+            .any(|(_, v)| self.any.is_match(v))
+        {
+            let fixed: Vec<(String, String)> = span
+                .resource_attributes
+                .iter()
+                .map(|(k, v)| (k.clone(), self.redact(v).into_owned()))
+                .collect();
+            if *fixed != *span.resource_attributes {
+                span.resource_attributes = fixed.into();
+                changed = true;
+            }
+        }
         if changed {
             span.redacted = true;
         }
@@ -558,6 +574,36 @@ mod tests {
         let preview = crate::preview::from_json(&span.input_messages, true);
         assert!(preview.contains("[REDACTED:"), "{preview}");
         assert!(!preview.contains("MHcCAQEEIB"), "{preview}");
+    }
+
+    #[test]
+    fn resource_attributes_are_redacted_without_touching_the_shared_copy() {
+        let shared: std::sync::Arc<[(String, String)]> = vec![
+            ("service.name".to_string(), "billing".to_string()),
+            (
+                "deploy.note".to_string(),
+                "token sk-abcdefghijklmnopqrstuvwxyz0123".to_string(),
+            ),
+        ]
+        .into();
+        let mut span = CanonicalSpan {
+            resource_attributes: std::sync::Arc::clone(&shared),
+            ..Default::default()
+        };
+        Redactor::new(&RedactionConfig::default())
+            .unwrap()
+            .redact_span(&mut span);
+        assert!(span.redacted);
+        assert_eq!(span.resource_attributes[0].1, "billing");
+        assert!(
+            span.resource_attributes[1].1.contains("[REDACTED:"),
+            "{:?}",
+            span.resource_attributes
+        );
+        assert!(
+            shared[1].1.contains("sk-abc"),
+            "other holders keep their copy"
+        );
     }
 
     #[test]

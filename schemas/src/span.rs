@@ -252,7 +252,7 @@ pub struct CanonicalSpan {
     /// `otel_genai`, `otel_genai_legacy`, `openinference`, `openllmetry`, `loupe_shim`, or `none`.
     pub source_convention: String,
     pub attributes: Vec<(String, String)>,
-    /// Shared by every span of one resource (rendered once per resource).
+    /// Rendered once per resource by `normalize_traces` and shared by its spans.
     pub resource_attributes: Arc<[(String, String)]>,
     pub events: Vec<SpanEvent>,
     pub evaluations: Vec<Evaluation>,

@@ -106,7 +106,7 @@ pub struct SpanRow {
     pub feature: String,
     pub source_convention: String,
     pub attributes: Vec<(String, String)>,
-    /// Shared by every span of one resource.
+    /// Shared by the spans of one resource when built from `normalize_traces`.
     pub resource_attributes: Arc<[(String, String)]>,
     pub events: String,
     pub validation: String,

@@ -171,9 +171,15 @@ async fn grpc_worker(
             let message = collected.to_bytes();
             match code {
                 Some(0) => {
-                    let r = ExportTraceServiceResponse::decode(
-                        message.get(crate::spans::GRPC_PREFIX..).unwrap_or_default(),
-                    )?;
+                    // One uncompressed message: flag 0, then its length.
+                    let (prefix, body) = message
+                        .split_at_checked(crate::spans::GRPC_PREFIX)
+                        .context("gRPC answer shorter than its prefix")?;
+                    let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]);
+                    if prefix[0] != 0 || usize::try_from(len)? != body.len() {
+                        bail!("gRPC answer is not one uncompressed message: {prefix:?}");
+                    }
+                    let r = ExportTraceServiceResponse::decode(body)?;
                     if let Some(p) = r.partial_success
                         && p.rejected_spans > 0
                     {

@@ -4,9 +4,11 @@
 //! `ingest-bench [--spans N] [--concurrency C] [--spans-per-request R] [--tenants T]
 //!  [--protocol http|grpc|both] [--batch-rows N] [--batch-mib N] [--batch-age-ms MS]
 //!  [--writer-concurrency N] [--max-requests N] [--ceiling-concurrency N] [--data-dir DIR] [--timeout-secs S]
-//!  [--setup-sql SQL]... [--rounds N]` (`--setup-sql`: statements run after the
-//!  migrations, for schema experiments; `--rounds`: the end-to-end runs repeated,
-//!  protocols taking turns, to show the first run's warm-up apart)
+//!  [--setup-sql SQL]... [--rounds N] [--normalize-only N]` (`--setup-sql`:
+//!  statements run after the migrations, for schema experiments; `--rounds`: the
+//!  end-to-end runs repeated, protocols taking turns, to show the first run's
+//!  warm-up apart; `--normalize-only`: decode, normalise and build rows N times
+//!  on one core, nothing else, for profiling)
 //!
 //! One process: pre-encodes the requests, opens the embedded engine, then per
 //! protocol starts a collector on loopback, sends everything, and waits until
@@ -214,22 +216,20 @@ fn cpu_secs() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// CLOCK_MONOTONIC in seconds (what `perf record -k CLOCK_MONOTONIC` stamps
-/// samples with), printed at phase boundaries so a profile can be cut by phase.
-fn mono(t: Instant) -> f64 {
-    // `Instant`'s Debug on Linux shows its timespec: `Instant { tv_sec: S, tv_nsec: N }`.
-    let d = format!("{t:?}");
-    let num = |key: &str| -> f64 {
-        d.split(key)
-            .nth(1)
-            .and_then(|r| {
-                r.split(|c: char| !c.is_ascii_digit())
-                    .find(|p| !p.is_empty())
-            })
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
+/// CLOCK_MONOTONIC now, in seconds (what `perf record -k CLOCK_MONOTONIC`
+/// stamps samples with), printed at phase boundaries so a profile can be cut
+/// by phase.
+fn mono() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
     };
-    num("tv_sec:") + num("tv_nsec:") / 1e9
+    // SAFETY: clock_gettime writes one timespec we own.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    if rc != 0 {
+        return f64::NAN;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
 fn mib(kib: u64) -> u64 {
@@ -332,6 +332,7 @@ async fn ceiling(
         groups[i % k].push(c);
     }
     let cpu0 = cpu_secs();
+    let m0 = mono();
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for g in groups {
@@ -361,8 +362,8 @@ async fn ceiling(
     println!(
         "engine ceiling: {n} rows in {ceiling_secs:.2}s ({rate:.0} rows/s; batches of {}, {k} at once; {ceiling_cores:.2} cores busy; rows built in {built_secs:.1}s, not timed), spans table: {parts} [monotonic {:.3}..{:.3}]",
         args.batch_rows,
-        mono(t0),
-        mono(Instant::now())
+        m0,
+        mono()
     );
     Ok(rate)
 }
@@ -447,6 +448,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }));
         let rss_before = rss.reset();
         let cpu0 = cpu_secs();
+        let m0 = mono();
         let t0 = Instant::now();
         let loaded = tokio::time::timeout(
             args.timeout,
@@ -479,7 +481,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         let secs = t0.elapsed().as_secs_f64();
         let cores = (cpu_secs() - cpu0) / secs;
-        let window = (mono(t0), mono(Instant::now()));
+        let window = (m0, mono());
         let parts = parts(&store).await?;
         let rss_peak = rss.peak();
         let batches = load::metric(metrics_addr, "loupe_collector_batches_inserted_total").await?;

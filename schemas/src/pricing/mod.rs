@@ -279,13 +279,13 @@ impl PriceTable {
 
     /// Fill `cost`, `price_status` and `price_version` of one span.
     pub fn price_span(&self, span: &mut CanonicalSpan) {
-        self.price_span_with(span, &mut LookupMemo::default());
+        self.price_span_with(span, &mut LookupMemo::off());
     }
 
     /// [`Self::price_span`] for every span of a batch; the spans of one batch
     /// share a few models, so each distinct lookup runs once.
     pub fn price_spans(&self, spans: &mut [CanonicalSpan]) {
-        let mut memo = LookupMemo::default();
+        let mut memo = LookupMemo::with_capacity(LookupMemo::CAPACITY);
         for s in spans {
             self.price_span_with(s, &mut memo);
         }
@@ -309,7 +309,7 @@ impl PriceTable {
             return *entry;
         }
         let entry = self.lookup(tenant, provider, model, at_unix_nano);
-        if memo.seen.len() < LookupMemo::CAPACITY {
+        if memo.seen.len() < memo.capacity {
             let key = MemoKey {
                 tenant: tenant.to_owned(),
                 provider: provider.to_owned(),
@@ -396,14 +396,26 @@ impl PriceTable {
 
 /// Lookups already made for one batch (a day's prices are fixed, so the day
 /// is part of the key).
-#[derive(Default)]
 struct LookupMemo<'t> {
     seen: Vec<(MemoKey, Option<&'t PriceEntry>)>,
+    capacity: usize,
 }
 
 impl LookupMemo<'_> {
     /// Distinct lookups remembered; a batch with more falls back to plain lookups.
     const CAPACITY: usize = 32;
+
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            seen: Vec::new(),
+            capacity,
+        }
+    }
+
+    /// Remembers nothing (one span: nothing to share).
+    fn off() -> Self {
+        Self::with_capacity(0)
+    }
 }
 
 struct MemoKey {

@@ -422,4 +422,17 @@ effective_from = "2025-01-01"
     assert_eq!(spans[1].cost.total, d("10"));
     assert_eq!(spans[2].cost.total, d("1"));
     assert_ne!(spans[3].cost.total, d("1"));
+    // More distinct lookups than the memo keeps: the rest are looked up plainly.
+    let mut many: Vec<CanonicalSpan> = (0..LookupMemo::CAPACITY + 8)
+        .map(|i| call("openai", &format!("unknown-{i}"), io(1, 1)))
+        .collect();
+    many.push(call("openai", "o3-2025-04-16", io(1_000_000, 0)));
+    t.price_spans(&mut many);
+    let (known, unknown) = many.split_last().unwrap();
+    assert_eq!(known.cost.total, d("2"));
+    assert!(
+        unknown
+            .iter()
+            .all(|s| s.price_status == PriceStatus::UnpricedModel)
+    );
 }
