@@ -802,7 +802,7 @@ mod tests {
             },
             NOW,
         ) {
-            spans.extend(schemas::process_batch(&req, None, &ctx, &prices));
+            spans.extend(schemas::process_batch(req, None, &ctx, &prices));
         }
         let llm: Vec<_> = spans
             .iter()

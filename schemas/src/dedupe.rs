@@ -26,10 +26,10 @@ pub struct DedupeKey {
 
 /// The call a model-call span records, when it names one.
 pub fn dedupe_key(span: &CanonicalSpan) -> Option<DedupeKey> {
-    (span.operation.is_model_call() && !span.response_id.is_empty()).then(|| DedupeKey {
-        tenant_id: span.tenant_id.clone(),
-        provider: span.provider.clone(),
-        response_id: span.response_id.clone(),
+    call_key(span).map(|(tenant, provider, response)| DedupeKey {
+        tenant_id: tenant.to_owned(),
+        provider: provider.to_owned(),
+        response_id: response.to_owned(),
     })
 }
 

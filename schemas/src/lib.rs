@@ -40,12 +40,12 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 /// export are dropped here; a collector that receives logs separately should use
 /// [`content_from_logs`] and hold the patches instead.
 pub fn process_batch(
-    traces: &ExportTraceServiceRequest,
+    traces: ExportTraceServiceRequest,
     logs: Option<&ExportLogsServiceRequest>,
     ctx: &NormalizeContext,
     prices: &pricing::PriceTable,
 ) -> Vec<CanonicalSpan> {
-    let mut spans = normalize_traces(traces.clone(), ctx);
+    let mut spans = normalize_traces(traces, ctx);
     if let Some(logs) = logs {
         apply_log_records(&mut spans, logs);
     }

@@ -115,16 +115,14 @@ impl Attribution {
     }
 }
 
-/// Lowercase hex of an id, as `hex::encode` writes it, through a table
-/// (`hex::encode` collects a char iterator; ids are written three times per span).
+/// Lowercase hex of an id through `hex::encode_to_slice` (a table lookup per
+/// byte; `hex::encode` collects a char iterator, and ids are hexed three
+/// times per span).
 pub(crate) fn hex_id(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = Vec::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)]);
-        out.push(DIGITS[usize::from(b & 0x0f)]);
-    }
-    // Only hex digits were written.
+    let mut out = vec![0u8; bytes.len() * 2];
+    // The output is exactly twice the input, so encoding cannot fail, and it
+    // holds only hex digits.
+    let _ = hex::encode_to_slice(bytes, &mut out);
     String::from_utf8(out).unwrap_or_default()
 }
 

@@ -33,14 +33,13 @@ const WHOLE_SOURCE_BYTES: usize = 4 * (PREVIEW_CHARS + SOURCE_MARGIN);
 /// The preview source of a message list (empty when it has no text and no
 /// tool calls).
 pub fn source(messages: &[Message], last_user: bool) -> String {
-    match pick(messages, last_user, |m| m.role == "user") {
-        Some(m) if m.content.is_empty() => {
-            let calls = calls_text(m.tool_calls.iter().map(|c| (&*c.name, &*c.arguments)));
-            cut(&calls).to_owned()
-        }
-        Some(m) => cut(&m.content).to_owned(),
-        None => String::new(),
-    }
+    pick(messages, last_user, |m| m.role == "user").map_or_else(String::new, |m| {
+        let text = text_of(
+            &m.content,
+            m.tool_calls.iter().map(|c| (&*c.name, &*c.arguments)),
+        );
+        cut(&text).to_owned()
+    })
 }
 
 /// What a preview reads of a stored message; borrowed from the JSON where it can be.
@@ -68,21 +67,25 @@ pub fn from_json(messages_json: &str, last_user: bool) -> String {
     let Ok(messages) = serde_json::from_str::<Vec<StoredMessage<'_>>>(messages_json) else {
         return String::new();
     };
-    match pick(&messages, last_user, |m| m.role == "user") {
-        Some(m) if m.content.is_empty() => single_line(&calls_text(
+    pick(&messages, last_user, |m| m.role == "user").map_or_else(String::new, |m| {
+        single_line(&text_of(
+            &m.content,
             m.tool_calls.iter().map(|c| (&*c.name, &*c.arguments)),
-        )),
-        Some(m) => single_line(&m.content),
-        None => String::new(),
-    }
+        ))
+    })
 }
 
-/// Tool calls as `name(arguments), ...`.
-fn calls_text<'a>(calls: impl Iterator<Item = (&'a str, &'a str)>) -> String {
-    calls
-        .map(|(name, args)| format!("{name}({args})"))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// What a message shows: its text, else its tool calls as `name(arguments), ...`.
+fn text_of<'a>(content: &'a str, calls: impl Iterator<Item = (&'a str, &'a str)>) -> Cow<'a, str> {
+    if !content.is_empty() {
+        return Cow::Borrowed(content);
+    }
+    Cow::Owned(
+        calls
+            .map(|(name, args)| format!("{name}({args})"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
 }
 
 /// The last message that `is_user` (else the last) for inputs, the first for outputs.

@@ -71,7 +71,7 @@ fn run(loaded: &Loaded) -> Vec<CanonicalSpan> {
         default_tenant: DEFAULT_TENANT.to_owned(),
     };
     schemas::process_batch(
-        &loaded.traces,
+        loaded.traces.clone(),
         loaded.logs.as_ref(),
         &ctx,
         &PriceTable::bundled().expect("bundled prices"),

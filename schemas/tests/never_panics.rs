@@ -213,7 +213,7 @@ proptest! {
             }],
         };
         let prices = PriceTable::bundled().unwrap();
-        let out = schemas::process_batch(&req, Some(&logs), &schemas::NormalizeContext::default(), &prices);
+        let out = schemas::process_batch(req, Some(&logs), &schemas::NormalizeContext::default(), &prices);
         prop_assert_eq!(out.len(), spans.len());
         for s in &out {
             prop_assert!(!s.tenant_id.is_empty());

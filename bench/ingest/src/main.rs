@@ -312,12 +312,8 @@ async fn ceiling(
     let mut rows = Vec::with_capacity(usize::try_from(n)?);
     for r in requests {
         let req = ExportTraceServiceRequest::decode(r.clone())?;
-        for s in schemas::process_batch(&req, None, &ctx, prices) {
-            rows.push(SpanRow::from_canonical(
-                &s,
-                Retention::default(),
-                ingested_at_ms,
-            ));
+        for s in schemas::process_batch(req, None, &ctx, prices) {
+            rows.push(SpanRow::from_owned(s, Retention::default(), ingested_at_ms));
         }
     }
     let built_secs = t.elapsed().as_secs_f64();

@@ -108,6 +108,13 @@ struct Down {
     task: tokio::task::JoinHandle<()>,
 }
 
+impl Down {
+    async fn stop(self) {
+        let _ = self.drain_tx.send(());
+        let _ = self.task.await;
+    }
+}
+
 fn store_down(dir: &std::path::Path) -> Down {
     let fake = Arc::new(FakeStore::default());
     fake.fail.store(true, Relaxed);
@@ -134,13 +141,8 @@ fn store_down(dir: &std::path::Path) -> Down {
 #[tokio::test]
 async fn store_down_spools_then_replays_each_acknowledged_row_once() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let Down {
-        fake,
-        metrics,
-        handle,
-        drain_tx,
-        task,
-    } = store_down(dir.path());
+    let down = store_down(dir.path());
+    let (fake, metrics, handle) = (&down.fake, &down.metrics, &down.handle);
     let mut acked = Vec::new();
     for i in 0..20u64 {
         let rows = vec![row(i * 2), row(i * 2 + 1)];
@@ -159,20 +161,14 @@ async fn store_down_spools_then_replays_each_acknowledged_row_once() {
         fake.stored_ids().len() == acked.len() + 1
     })
     .await;
-    let _ = drain_tx.send(());
-    let _ = task.await;
+    down.stop().await;
 }
 
 #[tokio::test]
 async fn a_down_store_is_retried_at_the_backoff_not_at_the_traffic_rate() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let Down {
-        fake,
-        metrics,
-        handle,
-        drain_tx,
-        task,
-    } = store_down(dir.path());
+    let down = store_down(dir.path());
+    let (fake, metrics, handle) = (&down.fake, &down.metrics, &down.handle);
     // ~1.2 s of traffic while the store is down: every batch is spooled and
     // each one wakes the replayer.
     for i in 0..60u64 {
@@ -188,8 +184,7 @@ async fn a_down_store_is_retried_at_the_backoff_not_at_the_traffic_rate() {
         attempts <= 12,
         "{attempts} insert attempts for {spooled} spooled batches"
     );
-    let _ = drain_tx.send(());
-    let _ = task.await;
+    down.stop().await;
 }
 
 #[tokio::test]

@@ -60,7 +60,7 @@ impl Receiver {
     pub fn spans(&self) -> Vec<CanonicalSpan> {
         let prices = PriceTable::bundled().unwrap();
         let reqs = self.got.requests.lock().unwrap().clone();
-        reqs.iter()
+        reqs.into_iter()
             .flat_map(|r| schemas::process_batch(r, None, &NormalizeContext::default(), &prices))
             .collect()
     }
