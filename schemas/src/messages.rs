@@ -13,6 +13,8 @@
 //! `content` as the model's answer). [`to_json`] writes the canonical body
 //! byte for byte as `serde_json` writes `Vec<Message>`, only faster.
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use crate::attrs::json_scalar_to_string;
@@ -35,13 +37,46 @@ pub fn messages_from_value(v: &Value, default_role: &str) -> Vec<Message> {
     }
 }
 
+/// A message of the common all-text shape, its text borrowed from the
+/// attribute's JSON where that held no escape.
+///
+/// Invariant (what lets [`MessageList::to_json`] copy it without escaping):
+/// a borrowed field is the raw text of a JSON string that had no escape, so
+/// it holds no `"`, `\\` or control character. Only [`text_messages_fast`]
+/// makes these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextMessage<'a> {
+    role: Cow<'a, str>,
+    content: Cow<'a, str>,
+    finish_reason: Cow<'a, str>,
+}
+
+impl TextMessage<'_> {
+    pub fn role(&self) -> &str {
+        &self.role
+    }
+
+    pub fn content(&self) -> &str {
+        &self.content
+    }
+
+    /// The same message as a general [`Message`].
+    pub fn to_message(&self) -> Message {
+        Message {
+            role: self.role.to_string(),
+            content: self.content.to_string(),
+            finish_reason: self.finish_reason.to_string(),
+            ..Message::default()
+        }
+    }
+}
+
 /// The common shape of OTel GenAI messages read without building a JSON
 /// tree: a JSON array of `{role, parts: [{type: "text", content}], finish_reason?}`.
 /// `None` for anything else (other part types, extra keys, wrappers, a
 /// non-string role...), which the general reader then takes. When `Some`, the
-/// result equals `messages_from_value` of the parsed text (tested).
-pub fn text_messages_fast(json: &str, default_role: &str) -> Option<Vec<Message>> {
-    use std::borrow::Cow;
+/// messages equal `messages_from_value` of the parsed text (tested).
+pub fn text_messages_fast<'a>(json: &'a str, default_role: &str) -> Option<Vec<TextMessage<'a>>> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Msg<'a> {
@@ -60,29 +95,113 @@ pub fn text_messages_fast(json: &str, default_role: &str) -> Option<Vec<Message>
         #[serde(borrow)]
         content: Cow<'a, str>,
     }
-    let msgs: Vec<Msg<'_>> = serde_json::from_str(json.trim_start()).ok()?;
+    let msgs: Vec<Msg<'a>> = serde_json::from_str(json.trim_start()).ok()?;
     msgs.into_iter()
         .map(|m| {
             if m.parts.iter().any(|p| p.kind != "text") {
                 return None;
             }
-            let mut out = Message {
-                role: if m.role.is_empty() {
-                    default_role.to_owned()
-                } else {
-                    m.role.into_owned()
-                },
-                ..Message::default()
+            let mut texts = m
+                .parts
+                .into_iter()
+                .map(|p| p.content)
+                .filter(|c| !c.is_empty());
+            let content = match (texts.next(), texts.next()) {
+                (None, _) => Cow::Borrowed(""),
+                (Some(only), None) => only,
+                (Some(first), Some(second)) => {
+                    let mut joined = first.into_owned();
+                    push_text(&mut joined, &second);
+                    texts.for_each(|t| push_text(&mut joined, &t));
+                    Cow::Owned(joined)
+                }
             };
-            for p in &m.parts {
-                push_text(&mut out.content, &p.content);
-            }
-            if let Some(r) = m.finish_reason.filter(|r| !r.is_empty()) {
-                out.finish_reason = r.into_owned();
-            }
-            Some(out)
+            Some(TextMessage {
+                role: if m.role.is_empty() {
+                    Cow::Owned(default_role.to_owned())
+                } else {
+                    m.role
+                },
+                content,
+                finish_reason: m.finish_reason.unwrap_or_default(),
+            })
         })
         .collect()
+}
+
+/// A message list on its way to a body: general messages, or the common
+/// all-text shape still borrowed from its attribute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageList<'a> {
+    General(Vec<Message>),
+    Text(Vec<TextMessage<'a>>),
+}
+
+impl From<Vec<Message>> for MessageList<'_> {
+    fn from(v: Vec<Message>) -> Self {
+        MessageList::General(v)
+    }
+}
+
+impl MessageList<'_> {
+    pub fn is_empty(&self) -> bool {
+        match self {
+            MessageList::General(v) => v.is_empty(),
+            MessageList::Text(v) => v.is_empty(),
+        }
+    }
+
+    /// The canonical body: what [`to_json`] writes for the same messages.
+    pub fn to_json(&self) -> String {
+        let v = match self {
+            MessageList::General(v) => return to_json(v),
+            MessageList::Text(v) => v,
+        };
+        let size: usize = v.iter().map(|m| m.role.len() + m.content.len() + 48).sum();
+        let mut out = String::with_capacity(size + 2);
+        out.push('[');
+        for (i, m) in v.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"role\":");
+            push_json_cow(&mut out, &m.role);
+            if !m.content.is_empty() {
+                out.push_str(",\"content\":");
+                push_json_cow(&mut out, &m.content);
+            }
+            if !m.finish_reason.is_empty() {
+                out.push_str(",\"finish_reason\":");
+                push_json_cow(&mut out, &m.finish_reason);
+            }
+            out.push('}');
+        }
+        out.push(']');
+        out
+    }
+
+    /// Every message as a general one.
+    pub fn into_general(self) -> Vec<Message> {
+        match self {
+            MessageList::General(v) => v,
+            MessageList::Text(v) => v.iter().map(TextMessage::to_message).collect(),
+        }
+    }
+}
+
+/// A text of a [`TextMessage`] as a JSON string: borrowed text is JSON-safe
+/// by that type's invariant and is copied as it is (the `Cow` itself is the
+/// argument: whether it borrows is what matters).
+#[allow(clippy::ptr_arg)]
+fn push_json_cow(out: &mut String, s: &Cow<'_, str>) {
+    match s {
+        Cow::Borrowed(raw) => {
+            out.push('"');
+            out.push_str(raw);
+            out.push('"');
+        }
+        Cow::Owned(text) => push_json_str(out, text),
+    }
 }
 
 /// System instructions (`gen_ai.system_instructions`, Anthropic `system`, Responses
@@ -539,6 +658,32 @@ mod tests {
     }
 
     #[test]
+    fn text_bodies_copied_from_their_attribute_are_what_serde_json_writes() {
+        // Texts written raw (no escape: borrowed and copied as they are) and
+        // with every kind of escape, and "\/" and "\u0041" escapes that
+        // serde_json does not write itself.
+        let mut attrs: Vec<String> = tricky_texts()
+            .iter()
+            .map(|t| serde_json::to_string(t).unwrap())
+            .collect();
+        attrs.extend([r#""a\/b""#.to_owned(), r#""\u0041\u00e9""#.to_owned()]);
+        for (k, text) in attrs.iter().enumerate() {
+            let other = &attrs[(k * 7 + 3) % attrs.len()];
+            let json = format!(
+                r#"[{{"role":"user","parts":[{{"type":"text","content":{text}}}]}},{{"role":"assistant","parts":[{{"type":"text","content":{other}}},{{"type":"text","content":{text}}}],"finish_reason":{other}}}]"#
+            );
+            let fast = MessageList::Text(text_messages_fast(&json, "user").expect(&json));
+            let general = fast.clone().into_general();
+            assert_eq!(
+                fast.to_json(),
+                serde_json::to_string(&general).unwrap(),
+                "{json}"
+            );
+            assert_eq!(general, super::tests::general(&json, "user"), "{json}");
+        }
+    }
+
+    #[test]
     fn to_json_writes_what_serde_json_writes() {
         let texts = tricky_texts();
         for (k, t) in texts.iter().enumerate() {
@@ -595,8 +740,10 @@ mod tests {
             "[]",
         ];
         for t in taken {
-            let fast = text_messages_fast(t, "user");
-            assert_eq!(fast.as_deref(), Some(general(t, "user").as_slice()), "{t}");
+            let fast = MessageList::Text(text_messages_fast(t, "user").expect(t));
+            let general = general(t, "user");
+            assert_eq!(fast.to_json(), to_json(&general), "{t}");
+            assert_eq!(fast.into_general(), general, "{t}");
         }
         let declined = [
             r#"[{"role":"assistant","parts":[{"type":"tool_call","id":"c","name":"f","arguments":{}}]}]"#,

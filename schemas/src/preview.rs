@@ -18,9 +18,13 @@
 //! the preview long enough in the source for the patterns to see it.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use memchr::memmem;
 
 use serde::Deserialize;
 
+use crate::messages::MessageList;
 use crate::span::Message;
 
 /// Characters kept in list-view previews of bodies.
@@ -40,6 +44,16 @@ pub fn source(messages: &[Message], last_user: bool) -> String {
         );
         cut(&text).to_owned()
     })
+}
+
+/// [`source`] of any message list.
+pub fn source_of(messages: &MessageList<'_>, last_user: bool) -> String {
+    match messages {
+        MessageList::General(v) => source(v, last_user),
+        // Text messages have no tool calls: the text is the content.
+        MessageList::Text(v) => pick(v, last_user, |m| m.role() == "user")
+            .map_or_else(String::new, |m| cut(m.content()).to_owned()),
+    }
 }
 
 /// What a preview reads of a stored message; borrowed from the JSON where it can be.
@@ -129,13 +143,9 @@ fn cut(text: &str) -> &str {
 /// characters with an ellipsis; reads only as much of `text` as it keeps.
 pub fn single_line(text: &str) -> String {
     let mut out = String::with_capacity(PREVIEW_CHARS + 8);
-    // Most previews start with plain text: copy that prefix at once.
-    let plain = plain_prefix(text.as_bytes());
-    let kept = text.get(..plain).unwrap_or_default().trim_end_matches(' ');
-    out.push_str(kept);
-    let mut chars = kept.len();
-    let mut pending_space = plain > kept.len();
-    let mut rest = text.get(plain..).unwrap_or_default();
+    let mut chars = 0usize;
+    let mut pending_space = false;
+    let mut rest = text;
     while let Some(c) = rest.chars().next() {
         if c.is_whitespace() {
             pending_space = chars > 0;
@@ -155,13 +165,9 @@ pub fn single_line(text: &str) -> String {
                 return out;
             }
         }
-        // Copy the run of plain ASCII up to the next space or the limit at once.
-        let room = PREVIEW_CHARS - chars;
-        let run = rest
-            .bytes()
-            .take(room)
-            .take_while(|b| b.is_ascii_graphic())
-            .count();
+        // Most text is plain: copy it up to the next irregular whitespace
+        // or the limit at once.
+        let run = plain_run(rest.as_bytes(), PREVIEW_CHARS - chars);
         if run > 0 {
             out.push_str(&rest[..run]);
             chars += run;
@@ -175,23 +181,44 @@ pub fn single_line(text: &str) -> String {
     out
 }
 
-/// Length of the longest prefix, at most [`PREVIEW_CHARS`] bytes, that
+/// Length of the longest prefix of at most `room` bytes that
 /// [`single_line`] copies as it is: printable ASCII words with single spaces
-/// between them.
-fn plain_prefix(bytes: &[u8]) -> usize {
-    let mut after_word = false;
+/// between them, ending on a word (0 unless `bytes` starts with one).
+fn plain_run(bytes: &[u8], room: usize) -> usize {
+    static DOUBLE_SPACE: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(b"  "));
+    let bytes = bytes.get(..room).unwrap_or(bytes);
+    let printable = printable_prefix(bytes);
+    let seg = &bytes[..printable];
+    match DOUBLE_SPACE.find(seg) {
+        Some(at) => at,
+        None if seg.last() == Some(&b' ') => printable - 1,
+        None => printable,
+    }
+}
+
+/// Length of the prefix of bytes in `' '..='~'`, eight at a time.
+fn printable_prefix(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = ONES * 0x80;
     let mut n = 0;
-    for &b in bytes.iter().take(PREVIEW_CHARS) {
-        if b.is_ascii_graphic() {
-            after_word = true;
-        } else if b == b' ' && after_word {
-            after_word = false;
-        } else {
+    while let Some(chunk) = bytes.get(n..n + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(w);
+        // Some byte below 0x20, or above 0x7e (DEL and every non-ASCII
+        // byte): both tests are exact about whether such a byte exists.
+        let below = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+        let above = (w.wrapping_add(ONES) | w) & HIGHS;
+        if below | above != 0 {
             break;
         }
-        n += 1;
+        n += 8;
     }
-    n
+    n + bytes[n..]
+        .iter()
+        .take_while(|b| (b' '..=b'~').contains(*b))
+        .count()
 }
 
 #[cfg(test)]
@@ -295,6 +322,18 @@ mod tests {
                     let text = format!("{}{tail}", &t[..len]);
                     assert_eq!(single_line(&text), reference(&text), "{text:?}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn printable_prefix_stops_at_the_first_byte_outside_space_to_tilde() {
+        for b in 0..=255u8 {
+            for at in 0..20 {
+                let mut t = vec![b'a'; 20];
+                t[at] = b;
+                let want = if (b' '..=b'~').contains(&b) { 20 } else { at };
+                assert_eq!(printable_prefix(&t), want, "byte {b:#x} at {at}");
             }
         }
     }

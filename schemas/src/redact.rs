@@ -119,6 +119,9 @@ pub struct Redactor {
     /// Every rule's pattern in one automaton: one pass over a text says
     /// which rules (usually none) need their own replacing pass.
     any: RegexSet,
+    /// The fewest bytes any rule can match: shorter texts (most attribute
+    /// values) cannot hold a match, and skip the automaton's per-call cost.
+    min_len: usize,
 }
 
 impl Redactor {
@@ -166,7 +169,21 @@ impl Redactor {
                 reason: e.to_string(),
             }
         })?;
-        Ok(Self { rules, any })
+        let min_len = rules
+            .iter()
+            .map(|r| min_match_len(r.re.as_str()))
+            .min()
+            .unwrap_or(0);
+        Ok(Self {
+            rules,
+            any,
+            min_len,
+        })
+    }
+
+    /// Whether some rule matches somewhere in `text`.
+    fn may_match(&self, text: &str) -> bool {
+        text.len() >= self.min_len && self.any.is_match(text)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -181,13 +198,14 @@ impl Redactor {
     /// (on overlap the leftmost wins, then the earlier rule). Borrowed when
     /// nothing matched.
     pub fn redact_json<'a>(&self, json: &'a str) -> Cow<'a, str> {
-        if !json.as_bytes().contains(&b'\\') {
+        if memchr::memchr(b'\\', json.as_bytes()).is_none() {
             return self.redact(json);
         }
-        let (view, tail) = blank_escapes(json);
-        if !self.any.is_match(&view) {
+        let view = blank_escapes(json);
+        if !self.may_match(&view) {
             return Cow::Borrowed(json);
         }
+        let tail = escape_tails(json);
         // (start, rule, end) of every match, in the original's byte offsets.
         let mut found: Vec<(usize, usize, usize)> = Vec::new();
         for i in self.any.matches(&view).iter() {
@@ -236,7 +254,7 @@ impl Redactor {
         let mut out = Cow::Borrowed(text);
         // Most text holds nothing to redact: a plain search says so faster
         // than the overlapping one that names the matching rules.
-        if !self.any.is_match(text) {
+        if !self.may_match(text) {
             return out;
         }
         let hits = self.any.matches(text);
@@ -315,7 +333,7 @@ impl Redactor {
         if span
             .resource_attributes
             .iter()
-            .any(|(_, v)| self.any.is_match(v))
+            .any(|(_, v)| self.may_match(v))
         {
             let fixed: Vec<(String, String)> = span
                 .resource_attributes
@@ -364,27 +382,53 @@ impl TenantRedactors {
     }
 }
 
+/// The fewest bytes a pattern can match (`regex-syntax` reads it from the
+/// pattern as `Regex::new` parses it); 0 when that cannot be told, so that
+/// nothing is skipped.
+fn min_match_len(pattern: &str) -> usize {
+    regex_syntax::parse(pattern)
+        .ok()
+        .and_then(|hir| hir.properties().minimum_len())
+        .unwrap_or(0)
+}
+
+/// The byte offsets of the escapes' backslashes in JSON text, each with the
+/// length of what follows it (1, or 5 for `\uXXXX`, cut at the end).
+fn escapes(json: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let bytes = json.as_bytes();
+    let mut from = 0usize;
+    std::iter::from_fn(move || {
+        let at = from + memchr::memchr(b'\\', bytes.get(from..)?)?;
+        let len = if bytes.get(at + 1) == Some(&b'u') {
+            5
+        } else {
+            1
+        };
+        let len = len.min(bytes.len() - at - 1);
+        from = at + 1 + len;
+        Some((at, len))
+    })
+}
+
 /// A same-length view of JSON text in which every escape's letters read as
-/// spaces (`\n` → `\ `, `\u0041` → `\     `), and for each byte whether it is
-/// part of an escape after its backslash.
-fn blank_escapes(json: &str) -> (String, Vec<bool>) {
+/// spaces (`\n` → `\ `, `\u0041` → `\     `).
+fn blank_escapes(json: &str) -> String {
     let mut view = json.as_bytes().to_vec();
-    let mut tail = vec![false; view.len()];
-    let mut i = 0usize;
-    while i < view.len() {
-        if view[i] != b'\\' {
-            i += 1;
-            continue;
-        }
-        let len = if view.get(i + 1) == Some(&b'u') { 5 } else { 1 };
-        for j in i + 1..(i + 1 + len).min(view.len()) {
-            tail[j] = true;
-            view[j] = b' ';
-        }
-        i += 1 + len;
+    for (at, len) in escapes(json) {
+        view[at + 1..at + 1 + len].fill(b' ');
     }
     // Only ASCII bytes inside escapes were replaced, by ASCII.
-    (String::from_utf8(view).unwrap_or_default(), tail)
+    String::from_utf8(view).unwrap_or_default()
+}
+
+/// For each byte of JSON text, whether it is part of an escape after its
+/// backslash.
+fn escape_tails(json: &str) -> Vec<bool> {
+    let mut tail = vec![false; json.len()];
+    for (at, len) in escapes(json) {
+        tail[at + 1..at + 1 + len].fill(true);
+    }
+    tail
 }
 
 /// The Luhn checksum over the digits of `s` (separators ignored).
@@ -424,6 +468,42 @@ mod tests {
                 regex: r"\bTCK-\d{6}\b".into(),
             }],
         }
+    }
+
+    #[test]
+    fn texts_shorter_than_any_match_are_skipped_and_the_shortest_still_caught() {
+        // The shortest built-in secret is a Slack token: `xox?-` and 10 more.
+        let r = Redactor::new(&RedactionConfig::default()).unwrap();
+        assert_eq!(r.min_len, 15);
+        assert_eq!(r.redact("xoxb-0123456789"), "[REDACTED:slack_token]");
+        assert_eq!(r.redact("xoxb-012345678"), "xoxb-012345678");
+        // Emails bring it down; a custom pattern that can match nothing
+        // turns the skip off.
+        let r = Redactor::new(&all_on()).unwrap();
+        assert_eq!(r.min_len, "a@b.cc".len());
+        assert_eq!(r.redact("a@b.cc"), "[REDACTED:email]");
+        let mut cfg = all_on();
+        cfg.patterns.push(CustomPattern {
+            name: "maybe".into(),
+            regex: "x*".into(),
+        });
+        assert_eq!(Redactor::new(&cfg).unwrap().min_len, 0);
+        assert_eq!(min_match_len(r"(?i)ab\d{3}"), 5);
+        assert_eq!(min_match_len("é"), 2, "bytes, not characters");
+    }
+
+    #[test]
+    fn escapes_are_found_whole_and_cut_at_the_end() {
+        let found = |s: &str| escapes(s).collect::<Vec<_>>();
+        assert_eq!(found(r#"a\nb\\c\u0041d"#), [(1, 1), (4, 1), (7, 5)]);
+        assert_eq!(found(r#"x\u00"#), [(1, 3)]);
+        assert_eq!(found("x\\"), [(1, 0)]);
+        assert_eq!(blank_escapes(r#"a\nb\u0041"#), r#"a\ b\     "#);
+        assert_eq!(
+            escape_tails(r#"\\x"#),
+            [false, true, false],
+            "an escaped backslash ends its escape"
+        );
     }
 
     #[test]

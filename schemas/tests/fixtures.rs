@@ -538,12 +538,15 @@ fn the_fast_message_reader_agrees_on_every_fixture_attribute() {
                 };
                 if let Some(fast) = schemas::messages::text_messages_fast(text, "user") {
                     let v = schemas::attrs::parse_json_container(text).expect("fast implies JSON");
+                    let general = schemas::messages::messages_from_value(&v, "user");
+                    let fast = schemas::messages::MessageList::Text(fast);
                     assert_eq!(
-                        fast,
-                        schemas::messages::messages_from_value(&v, "user"),
+                        fast.to_json(),
+                        schemas::messages::to_json(&general),
                         "{}: {text}",
                         kv.key
                     );
+                    assert_eq!(fast.into_general(), general, "{}: {text}", kv.key);
                     taken += 1;
                 }
             }

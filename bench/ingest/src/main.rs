@@ -4,11 +4,13 @@
 //! `ingest-bench [--spans N] [--concurrency C] [--spans-per-request R] [--tenants T]
 //!  [--protocol http|grpc|both] [--batch-rows N] [--batch-mib N] [--batch-age-ms MS]
 //!  [--writer-concurrency N] [--max-requests N] [--ceiling-concurrency N] [--data-dir DIR] [--timeout-secs S]
-//!  [--setup-sql SQL]... [--rounds N] [--normalize-only N]` (`--setup-sql`:
-//!  statements run after the migrations, for schema experiments; `--rounds`: the
-//!  end-to-end runs repeated, protocols taking turns, to show the first run's
-//!  warm-up apart; `--normalize-only`: decode, normalise and build rows N times
-//!  on one core, nothing else, for profiling)
+//!  [--setup-sql SQL]... [--rounds N] [--warmup N] [--normalize-only N]`
+//!  (`--setup-sql`: statements run after the migrations, for schema
+//!  experiments; `--rounds`: the end-to-end runs repeated, protocols taking
+//!  turns; `--warmup`: untimed end-to-end runs first (default 1), reported
+//!  apart: the process's first run pays the kernel for zeroing every page it
+//!  touches for the first time, once in its life; `--normalize-only`: decode,
+//!  normalise and build rows N times on one core, nothing else, for profiling)
 //!
 //! One process: pre-encodes the requests, opens the embedded engine, then per
 //! protocol starts a collector on loopback, sends everything, and waits until
@@ -56,6 +58,8 @@ struct Args {
     normalize_only: u32,
     /// End-to-end runs per protocol (protocols take turns).
     rounds: usize,
+    /// Untimed end-to-end runs (of the first protocol) before the rounds.
+    warmup: usize,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -77,6 +81,7 @@ fn parse_args() -> anyhow::Result<Args> {
         setup_sql: Vec::new(),
         normalize_only: 0,
         rounds: 1,
+        warmup: 1,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
@@ -107,6 +112,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--setup-sql" => a.setup_sql.push(v.clone()),
             "--normalize-only" => a.normalize_only = v.parse()?,
             "--rounds" => a.rounds = v.parse::<usize>()?.max(1),
+            "--warmup" => a.warmup = v.parse()?,
             _ => bail!("unknown flag {k}; see the top of bench/ingest/src/main.rs"),
         }
     }
@@ -257,6 +263,17 @@ struct E2e {
     rss_before_mib: u64,
     rss_peak_mib: u64,
     cores: f64,
+}
+
+/// The median (the mean of the middle two for an even count); NaN when empty.
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        len if len % 2 == 1 => v[len / 2],
+        len => (v[len / 2 - 1] + v[len / 2]) / 2.0,
+    }
 }
 
 /// Decode + normalise + row building, as the collector does it, timed on
@@ -416,15 +433,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let mut results = Vec::new();
     let mut ceilings: Vec<f64> = Vec::new();
-    let runs: Vec<Protocol> = (0..args.rounds)
-        .flat_map(|_| args.protocols.iter().copied())
+    // (measured run number, or None for a warm-up; protocol)
+    let runs: Vec<(Option<usize>, Protocol)> = std::iter::repeat_n(args.protocols[0], args.warmup)
+        .map(|p| (None, p))
+        .chain(
+            (0..args.rounds)
+                .flat_map(|_| args.protocols.iter().copied())
+                .enumerate()
+                .map(|(i, p)| (Some(i), p)),
+        )
         .collect();
-    for (run, &protocol) in runs.iter().enumerate() {
+    for (step, &(measured, protocol)) in runs.iter().enumerate() {
+        let run = measured.unwrap_or(step);
         truncate(&store).await?;
         let cfg = collector::CollectorConfig {
             grpc_listen: "127.0.0.1:0".parse()?,
             http_listen: "127.0.0.1:0".parse()?,
-            spool_dir: dir.path().join(format!("spool-{run}-{protocol:?}")),
+            spool_dir: dir.path().join(format!("spool-{step}-{protocol:?}")),
             batch_max_rows: args.batch_rows,
             batch_max_bytes: args.batch_bytes,
             batch_max_age_ms: args.batch_age_ms,
@@ -498,9 +523,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
             rss_peak_mib: mib(rss_peak),
             cores,
         };
+        let label = match measured {
+            Some(_) => format!("run {}", r.run),
+            None => format!("warm-up {} (not in the table)", step + 1),
+        };
         println!(
-            "run {}, {}: {n} spans visible in {:.2}s ({:.0} spans/s; all acked at {:.2}s), p50 {:.1} ms, p99 {:.1} ms, {} retries, RSS {} → peak {} MiB, {:.2} cores busy, {} batches ({:.0} rows each), spans table: {parts} [monotonic {:.3}..{:.3}]",
-            r.run,
+            "{label}, {}: {n} spans visible in {:.2}s ({:.0} spans/s; all acked at {:.2}s), p50 {:.1} ms, p99 {:.1} ms, {} retries, RSS {} → peak {} MiB, {:.2} cores busy, {} batches ({:.0} rows each), spans table: {parts} [monotonic {:.3}..{:.3}]",
             protocol.name(),
             r.secs,
             n as f64 / r.secs,
@@ -516,6 +544,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             window.0,
             window.1
         );
+        if measured.is_none() {
+            continue;
+        }
         results.push(r);
         if (run + 1) % args.protocols.len() == 0 {
             // This round's ceiling, measured right after its end-to-end runs:
@@ -576,6 +607,28 @@ async fn run(args: Args) -> anyhow::Result<()> {
             r.rss_peak_mib
         );
     }
+    let rates: Vec<f64> = results.iter().map(|r| n as f64 / r.secs).collect();
+    let ratios: Vec<f64> = results
+        .iter()
+        .zip(&rates)
+        .map(|(r, rate)| {
+            rate / ceilings
+                .get((r.run - 1) / args.protocols.len())
+                .copied()
+                .unwrap_or(f64::NAN)
+        })
+        .collect();
+    println!();
+    println!(
+        "medians: end to end {:.0} spans/s, ceiling {:.0} rows/s, ratio {:.1} % (runs: {} of {} at ≥ 40,000 spans/s, {} of {} at ≥ 75 %)",
+        median(&rates),
+        median(&ceilings),
+        100.0 * median(&ratios),
+        rates.iter().filter(|&&r| r >= 40_000.0).count(),
+        rates.len(),
+        ratios.iter().filter(|&&r| r >= 0.75).count(),
+        ratios.len()
+    );
     println!();
     println!(
         "process VmHWM: {} MiB (the engine, the pre-encoded requests and, from the first ceiling on, the pages its rows took, which the allocator keeps)",

@@ -16,7 +16,8 @@ use serde_json::Value;
 
 use crate::attrs::{Attrs, json_scalar_to_string};
 use crate::keys;
-use crate::span::{CanonicalSpan, Message, Operation};
+use crate::messages::MessageList;
+use crate::span::{CanonicalSpan, Operation};
 
 /// Run every mapper over one span's attributes (a mapper none of whose
 /// keys the span carries is skipped: it would fill nothing).
@@ -93,14 +94,19 @@ pub(crate) enum Side {
 
 /// Store messages as the canonical JSON array, with their preview source,
 /// unless the body is already filled.
-pub(crate) fn set_messages(out: &mut CanonicalSpan, side: Side, msgs: Vec<Message>) {
+pub(crate) fn set_messages<'a>(
+    out: &mut CanonicalSpan,
+    side: Side,
+    msgs: impl Into<MessageList<'a>>,
+) {
     let (body, preview) = match side {
         Side::Input => (&mut out.input_messages, &mut out.input_preview),
         Side::Output => (&mut out.output_messages, &mut out.output_preview),
     };
+    let msgs = msgs.into();
     if body.is_empty() && !msgs.is_empty() {
-        *body = crate::messages::to_json(&msgs);
-        *preview = crate::preview::source(&msgs, side == Side::Input);
+        *body = msgs.to_json();
+        *preview = crate::preview::source_of(&msgs, side == Side::Input);
     }
 }
 

@@ -13,7 +13,7 @@ use crate::convention::{
     set_declared_output, set_json, set_messages, set_operation, set_str, set_u64,
 };
 use crate::keys::{anthropic, otel};
-use crate::messages::{messages_from_value, system_message, text_messages_fast};
+use crate::messages::{MessageList, messages_from_value, system_message, text_messages_fast};
 use crate::span::{CanonicalSpan, Message, Operation, ToolCall};
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Av;
 
@@ -115,29 +115,30 @@ fn map_params(a: &Attrs, out: &mut CanonicalSpan) {
 
 /// A messages attribute: the common all-text shape read directly, anything
 /// else through the general reader.
-fn read_messages(a: &Attrs, key: &str, default_role: &str) -> Option<Vec<Message>> {
+fn read_messages<'a>(a: &Attrs<'a>, key: &str, default_role: &str) -> Option<MessageList<'a>> {
     let v = a.get(key)?;
     if let Some(Av::StringValue(text)) = v.value.as_ref()
         && let Some(msgs) = text_messages_fast(text, default_role)
     {
-        return Some(msgs);
+        return Some(MessageList::Text(msgs));
     }
     let json = to_json_parsing_strings(v);
-    (!json.is_null()).then(|| messages_from_value(&json, default_role))
+    (!json.is_null()).then(|| MessageList::General(messages_from_value(&json, default_role)))
 }
 
 fn map_content(a: &Attrs, out: &mut CanonicalSpan) {
-    let mut input: Vec<Message> = Vec::new();
-    if let Some(sys) = a
+    let system = a
         .json_of(&[otel::SYSTEM_INSTRUCTIONS])
-        .and_then(|v| system_message(&v))
-    {
-        input.push(sys);
+        .and_then(|v| system_message(&v));
+    let input = read_messages(a, otel::INPUT_MESSAGES, "user");
+    match (system, input) {
+        (None, Some(msgs)) => set_messages(out, Side::Input, msgs),
+        (system, msgs) => {
+            let mut input: Vec<Message> = system.into_iter().collect();
+            input.extend(msgs.map(MessageList::into_general).unwrap_or_default());
+            set_messages(out, Side::Input, input);
+        }
     }
-    if let Some(msgs) = read_messages(a, otel::INPUT_MESSAGES, "user") {
-        input.extend(msgs);
-    }
-    set_messages(out, Side::Input, input);
     if let Some(msgs) = read_messages(a, otel::OUTPUT_MESSAGES, "assistant") {
         set_messages(out, Side::Output, msgs);
     }
