@@ -93,16 +93,20 @@ pub fn decode_traces(body: &[u8], enc: Encoding) -> Result<ExportTraceServiceReq
         return Err(IngestError::EmptyBody);
     }
     match enc {
-        Encoding::Protobuf => {
-            ExportTraceServiceRequest::decode(body).map_err(|e| IngestError::BadProtobuf {
-                what: "trace export (ExportTraceServiceRequest)",
-                detail: e.to_string(),
-            })
-        }
+        Encoding::Protobuf => traces_protobuf(body),
         Encoding::Json => {
             schemas::otlp_json::decode_traces(body).map_err(|e| IngestError::BadJson(e.to_string()))
         }
     }
+}
+
+/// A protobuf trace export (an OTLP/HTTP body, or a gRPC message, which
+/// may be empty).
+pub fn traces_protobuf(message: &[u8]) -> Result<ExportTraceServiceRequest, IngestError> {
+    ExportTraceServiceRequest::decode(message).map_err(|e| IngestError::BadProtobuf {
+        what: "trace export (ExportTraceServiceRequest)",
+        detail: e.to_string(),
+    })
 }
 
 pub fn decode_logs(body: &[u8], enc: Encoding) -> Result<ExportLogsServiceRequest, IngestError> {
@@ -110,16 +114,20 @@ pub fn decode_logs(body: &[u8], enc: Encoding) -> Result<ExportLogsServiceReques
         return Err(IngestError::EmptyBody);
     }
     match enc {
-        Encoding::Protobuf => {
-            ExportLogsServiceRequest::decode(body).map_err(|e| IngestError::BadProtobuf {
-                what: "logs export (ExportLogsServiceRequest)",
-                detail: e.to_string(),
-            })
-        }
+        Encoding::Protobuf => logs_protobuf(body),
         Encoding::Json => {
             schemas::otlp_json::decode_logs(body).map_err(|e| IngestError::BadJson(e.to_string()))
         }
     }
+}
+
+/// A protobuf logs export (an OTLP/HTTP body, or a gRPC message, which may
+/// be empty).
+pub fn logs_protobuf(message: &[u8]) -> Result<ExportLogsServiceRequest, IngestError> {
+    ExportLogsServiceRequest::decode(message).map_err(|e| IngestError::BadProtobuf {
+        what: "logs export (ExportLogsServiceRequest)",
+        detail: e.to_string(),
+    })
 }
 
 /// Encode a reply message in the request's encoding.

@@ -1,29 +1,32 @@
 //! OTLP/gRPC receiver: `TraceService/Export` and `LogsService/Export`.
 //!
-//! Thin: tonic decodes (gzip accepted, decoded size capped at
-//! `max_decompressed_bytes`), the one ingest path runs, the answer is encoded.
+//! Thin: tonic frames, decompresses (gzip accepted, decoded size capped at
+//! `max_decompressed_bytes`) and hands over the message's bytes without
+//! copying them; `crate::decode` decodes them as it does OTLP/HTTP bodies
+//! (prost reads a plain slice faster than tonic's buffer, and a malformed
+//! message is INVALID_ARGUMENT with our message, not tonic's INTERNAL); the
+//! one ingest path runs; the answer is encoded.
 //! Invariants: at most `max_concurrent_requests` exports run at once (more
 //! get UNAVAILABLE, retryable); error codes come from the one mapping table
 //! in crate::error; messages never carry internal text.
 
+use std::convert::Infallible;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
-    LogsService, LogsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use bytes::{Buf, Bytes};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use prost::Message;
 use tokio::sync::Semaphore;
-use tonic::codec::CompressionEncoding;
+use tonic::codec::{
+    Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder,
+};
+use tonic::codegen::{BoxFuture, Context, Poll, Service, StdError, http};
+use tonic::server::{NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
+use crate::decode;
 use crate::error::IngestError;
 use crate::ingest::{Caller, Ingest};
 
@@ -53,9 +56,7 @@ impl GrpcState {
         self.ingest.count_refusal(&e);
         status(&e, self.retry_after_secs)
     }
-}
 
-impl GrpcState {
     /// The caller, from the key in the request's metadata.
     fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
         let presented = request
@@ -68,41 +69,168 @@ impl GrpcState {
     }
 }
 
-#[tonic::async_trait]
-impl TraceService for GrpcState {
+/// One OTLP export service: its name and what an export does.
+pub trait Export: Send + Sync + 'static {
+    /// The gRPC service name (`package.Service`).
+    const SERVICE: &'static str;
+    type Reply: Message + Default + Send + 'static;
+    /// Decodes the message and runs the ingest path.
+    fn export(
+        state: &GrpcState,
+        message: Bytes,
+        caller: Caller,
+    ) -> impl Future<Output = Result<Self::Reply, IngestError>> + Send;
+}
+
+/// `opentelemetry.proto.collector.trace.v1.TraceService`.
+pub struct Traces;
+
+impl Export for Traces {
+    const SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    type Reply = ExportTraceServiceResponse;
+
     async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let Ok(_slot) = self.slots.try_acquire() else {
-            return Err(self.busy());
-        };
-        let caller = self.caller(&request)?;
-        let outcome = self
-            .ingest
-            .export_traces(request.into_inner(), &caller)
-            .await
-            .map_err(|e| status(&e, self.retry_after_secs))?;
-        Ok(Response::new(outcome.traces_reply()))
+        state: &GrpcState,
+        message: Bytes,
+        caller: Caller,
+    ) -> Result<Self::Reply, IngestError> {
+        let request = decode::traces_protobuf(&message)?;
+        drop(message);
+        let outcome = state.ingest.export_traces(request, &caller).await?;
+        Ok(outcome.traces_reply())
     }
 }
 
-#[tonic::async_trait]
-impl LogsService for GrpcState {
+/// `opentelemetry.proto.collector.logs.v1.LogsService`.
+pub struct Logs;
+
+impl Export for Logs {
+    const SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    type Reply = ExportLogsServiceResponse;
+
     async fn export(
-        &self,
-        request: Request<ExportLogsServiceRequest>,
-    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        let Ok(_slot) = self.slots.try_acquire() else {
-            return Err(self.busy());
-        };
-        let caller = self.caller(&request)?;
-        let outcome = self
-            .ingest
-            .export_logs(request.into_inner(), &caller)
-            .await
-            .map_err(|e| status(&e, self.retry_after_secs))?;
-        Ok(Response::new(outcome.logs_reply()))
+        state: &GrpcState,
+        message: Bytes,
+        caller: Caller,
+    ) -> Result<Self::Reply, IngestError> {
+        let request = decode::logs_protobuf(&message)?;
+        drop(message);
+        let outcome = state.ingest.export_logs(request, &caller).await?;
+        Ok(outcome.logs_reply())
+    }
+}
+
+/// A service's `Export` method: a slot, the caller, then [`Export::export`].
+struct Method<E>(Arc<GrpcState>, PhantomData<E>);
+
+impl<E: Export> UnaryService<Bytes> for Method<E> {
+    type Response = E::Reply;
+    type Future = BoxFuture<Response<E::Reply>, Status>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let state = Arc::clone(&self.0);
+        Box::pin(async move {
+            let Ok(_slot) = state.slots.try_acquire() else {
+                return Err(state.busy());
+            };
+            let caller = state.caller(&request)?;
+            E::export(&state, request.into_inner(), caller)
+                .await
+                .map(Response::new)
+                .map_err(|e| status(&e, state.retry_after_secs))
+        })
+    }
+}
+
+/// Requests arrive as their message's bytes (split off tonic's buffer, not
+/// copied); replies are encoded with prost.
+struct ExportCodec<R>(PhantomData<R>);
+
+impl<R: Message + Send + 'static> Codec for ExportCodec<R> {
+    type Encode = R;
+    type Decode = Bytes;
+    type Encoder = ExportCodec<R>;
+    type Decoder = ExportCodec<R>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ExportCodec(PhantomData)
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ExportCodec(PhantomData)
+    }
+}
+
+impl<R: Message> Encoder for ExportCodec<R> {
+    type Item = R;
+    type Error = Status;
+
+    fn encode(&mut self, item: R, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst)
+            .map_err(|e| Status::internal(format!("encoding the reply: {e}")))
+    }
+}
+
+impl<R> Decoder for ExportCodec<R> {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+/// The gRPC server of one export service.
+pub struct ExportServer<E> {
+    state: Arc<GrpcState>,
+    max_decoding: usize,
+    _service: PhantomData<E>,
+}
+
+impl<E> Clone for ExportServer<E> {
+    fn clone(&self) -> Self {
+        Self {
+            state: Arc::clone(&self.state),
+            max_decoding: self.max_decoding,
+            _service: PhantomData,
+        }
+    }
+}
+
+impl<E: Export> NamedService for ExportServer<E> {
+    const NAME: &'static str = E::SERVICE;
+}
+
+impl<E, B> Service<http::Request<B>> for ExportServer<E>
+where
+    E: Export,
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Infallible>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path().strip_prefix('/') != Some(&format!("{}/Export", E::SERVICE)) {
+            return Box::pin(async {
+                Ok(Status::unimplemented("the only method is Export").into_http())
+            });
+        }
+        let method = Method::<E>(Arc::clone(&self.state), PhantomData);
+        let max_decoding = self.max_decoding;
+        Box::pin(async move {
+            let mut gzip = EnabledCompressionEncodings::default();
+            gzip.enable(CompressionEncoding::Gzip);
+            let mut grpc = tonic::server::Grpc::new(ExportCodec::<E::Reply>(PhantomData))
+                .apply_compression_config(gzip, gzip)
+                .apply_max_message_size_config(Some(max_decoding), None);
+            Ok(grpc.unary(method, req).await)
+        })
     }
 }
 
@@ -110,14 +238,18 @@ impl LogsService for GrpcState {
 pub fn services(
     state: GrpcState,
     max_decoding: usize,
-) -> (TraceServiceServer<GrpcState>, LogsServiceServer<GrpcState>) {
-    let traces = TraceServiceServer::new(state.clone())
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(max_decoding);
-    let logs = LogsServiceServer::new(state)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(max_decoding);
-    (traces, logs)
+) -> (ExportServer<Traces>, ExportServer<Logs>) {
+    let state = Arc::new(state);
+    (
+        ExportServer {
+            state: Arc::clone(&state),
+            max_decoding,
+            _service: PhantomData,
+        },
+        ExportServer {
+            state,
+            max_decoding,
+            _service: PhantomData,
+        },
+    )
 }

@@ -62,6 +62,65 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
+const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// Sends any bytes as the gRPC message of `path` (what a broken client could
+/// send) and decodes the reply as an export reply.
+async fn raw_export(
+    url: String,
+    path: &str,
+    message: Vec<u8>,
+) -> Result<ExportTraceServiceResponse, tonic::Status> {
+    struct Raw;
+    impl tonic::codec::Codec for Raw {
+        type Encode = Vec<u8>;
+        type Decode = ExportTraceServiceResponse;
+        type Encoder = Raw;
+        type Decoder = Raw;
+        fn encoder(&mut self) -> Raw {
+            Raw
+        }
+        fn decoder(&mut self) -> Raw {
+            Raw
+        }
+    }
+    impl tonic::codec::Encoder for Raw {
+        type Item = Vec<u8>;
+        type Error = tonic::Status;
+        fn encode(
+            &mut self,
+            item: Vec<u8>,
+            dst: &mut tonic::codec::EncodeBuf<'_>,
+        ) -> Result<(), tonic::Status> {
+            bytes::BufMut::put_slice(dst, &item);
+            Ok(())
+        }
+    }
+    impl tonic::codec::Decoder for Raw {
+        type Item = ExportTraceServiceResponse;
+        type Error = tonic::Status;
+        fn decode(
+            &mut self,
+            src: &mut tonic::codec::DecodeBuf<'_>,
+        ) -> Result<Option<Self::Item>, tonic::Status> {
+            ExportTraceServiceResponse::decode(src)
+                .map(Some)
+                .map_err(|e| tonic::Status::internal(e.to_string()))
+        }
+    }
+    let channel = tonic::transport::Channel::from_shared(url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = tonic::client::Grpc::new(channel);
+    client.ready().await.unwrap();
+    client
+        .unary(tonic::Request::new(message), path.parse().unwrap(), Raw)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
 async fn status_and_text(r: reqwest::Response) -> (u16, String) {
     let s = r.status().as_u16();
     let b = r.bytes().await.unwrap();
@@ -297,6 +356,33 @@ async fn each_bad_input_gets_its_status_and_message_and_the_collector_keeps_serv
         err.code(),
         err.message()
     );
+    // Bytes that are not an export: INVALID_ARGUMENT saying so (not an
+    // INTERNAL error); an empty message is an empty export; any other
+    // method is UNIMPLEMENTED.
+    let err = raw_export(
+        run.grpc_url(),
+        EXPORT_PATH,
+        b"\xff\xfe garbage \x00".to_vec(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert!(
+        err.message().contains("ExportTraceServiceRequest"),
+        "{}",
+        err.message()
+    );
+    let empty = raw_export(run.grpc_url(), EXPORT_PATH, Vec::new()).await;
+    assert_eq!(empty.expect("an empty export").partial_success, None);
+    let err = raw_export(
+        run.grpc_url(),
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Other",
+        export(vec![]).encode_to_vec(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unimplemented, "{err:?}");
+
     let ok = grpc
         .export(export(vec![span(&[5; 16], &[5; 8], vec![])]))
         .await;

@@ -14,9 +14,10 @@
 //!
 //! One process: pre-encodes the requests, opens the embedded engine, then per
 //! protocol starts a collector on loopback, sends everything, and waits until
-//! `count()` of `loupe.spans` reaches N; after each round, inserts the same
-//! rows (normalised once, as the collector would) straight into the engine:
-//! the ceiling that round's runs are compared with.
+//! `count()` of `loupe.spans` reaches N; before the first round and after
+//! each, inserts the same rows (normalised once, as the collector would)
+//! straight into the engine: the ceiling. A round's runs are compared with
+//! the mean of the two ceilings around it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 #[global_allocator]
@@ -549,12 +550,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         results.push(r);
         if (run + 1) % args.protocols.len() == 0 {
-            // This round's ceiling, measured right after its end-to-end runs:
-            // the host's speed drifts, so each run is compared with its own round.
-            let rate = ceiling(&store, &requests, &args, &prices, now_ns, n).await?;
-            ceilings.push(rate);
+            // The ceiling after each round (and before the first): the
+            // host's speed drifts by minutes, so each round is compared with
+            // the mean of the two ceilings that bracket it.
+            if ceilings.is_empty() {
+                ceilings.push(ceiling(&store, &requests, &args, &prices, now_ns, n).await?);
+            }
+            ceilings.push(ceiling(&store, &requests, &args, &prices, now_ns, n).await?);
         }
     }
+    // Round r's ceiling: the mean of the ceilings before and after it.
+    let round_ceiling = |run: usize| -> f64 {
+        let r = (run - 1) / args.protocols.len();
+        match (ceilings.get(r), ceilings.get(r + 1)) {
+            (Some(before), Some(after)) => (before + after) / 2.0,
+            _ => f64::NAN,
+        }
+    };
     let hwm_e2e = status_kib("VmHWM:");
     drop(requests);
     drop(grpc_framed);
@@ -585,15 +597,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     println!();
     println!(
-        "| run | transport | spans/s end to end | engine ceiling rows/s | ratio | p50 ms | p99 ms | retries | CPU cores busy | RSS before → peak (MiB) |"
+        "| run | transport | spans/s end to end | engine ceiling rows/s (mean of the two around its round) | ratio | p50 ms | p99 ms | retries | CPU cores busy | RSS before → peak (MiB) |"
     );
     println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---|");
     for r in &results {
         let rate = n as f64 / r.secs;
-        let ceiling = ceilings
-            .get((r.run - 1) / args.protocols.len())
-            .copied()
-            .unwrap_or(f64::NAN);
+        let ceiling = round_ceiling(r.run);
         println!(
             "| {} | {} | {rate:.0} | {ceiling:.0} | {:.0} % | {:.1} | {:.1} | {} | {:.2} | {} → {} |",
             r.run,
@@ -611,12 +620,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let ratios: Vec<f64> = results
         .iter()
         .zip(&rates)
-        .map(|(r, rate)| {
-            rate / ceilings
-                .get((r.run - 1) / args.protocols.len())
-                .copied()
-                .unwrap_or(f64::NAN)
-        })
+        .map(|(r, rate)| rate / round_ceiling(r.run))
         .collect();
     println!();
     println!(
