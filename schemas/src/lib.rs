@@ -26,6 +26,7 @@ pub mod preview;
 pub mod pricing;
 pub mod redact;
 pub mod span;
+pub mod text_scan;
 pub mod validate;
 
 pub use logs::{ContentPatch, apply_log_records, apply_patches, content_from_logs};

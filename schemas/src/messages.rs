@@ -77,34 +77,16 @@ impl TextMessage<'_> {
 /// non-string role...), which the general reader then takes. When `Some`, the
 /// messages equal `messages_from_value` of the parsed text (tested).
 pub fn text_messages_fast<'a>(json: &'a str, default_role: &str) -> Option<Vec<TextMessage<'a>>> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Msg<'a> {
-        #[serde(borrow)]
-        role: Cow<'a, str>,
-        #[serde(borrow)]
-        parts: Vec<Part<'a>>,
-        #[serde(borrow, default)]
-        finish_reason: Option<Cow<'a, str>>,
-    }
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Part<'a> {
-        #[serde(rename = "type", borrow)]
-        kind: Cow<'a, str>,
-        #[serde(borrow)]
-        content: Cow<'a, str>,
-    }
-    let msgs: Vec<Msg<'a>> = serde_json::from_str(json.trim_start()).ok()?;
-    msgs.into_iter()
+    crate::text_scan::scan(json.trim_start())?
+        .into_iter()
         .map(|m| {
-            if m.parts.iter().any(|p| p.kind != "text") {
+            if m.parts.iter().any(|(kind, _)| kind != "text") {
                 return None;
             }
             let mut texts = m
                 .parts
                 .into_iter()
-                .map(|p| p.content)
+                .map(|(_, c)| c)
                 .filter(|c| !c.is_empty());
             let content = match (texts.next(), texts.next()) {
                 (None, _) => Cow::Borrowed(""),
