@@ -27,17 +27,7 @@ pub struct ScannedMessage<'a> {
 /// The messages of `json` when it has exactly the shape above.
 pub fn scan(json: &str) -> Option<Vec<ScannedMessage<'_>>> {
     let mut s = Scanner { text: json, at: 0 };
-    s.expect(b'[')?;
-    let mut out = Vec::new();
-    if !s.eat(b']') {
-        loop {
-            out.push(s.message()?);
-            if s.eat(b']') {
-                break;
-            }
-            s.expect(b',')?;
-        }
-    }
+    let out = s.array(Scanner::message)?;
     s.skip_ws();
     (s.at == json.len()).then_some(out)
 }
@@ -161,15 +151,10 @@ impl<'a> Scanner<'a> {
     }
 
     fn parts(&mut self) -> Option<Vec<(Cow<'a, str>, Cow<'a, str>)>> {
-        self.expect(b'[')?;
-        let mut out = Vec::new();
-        if self.eat(b']') {
-            return Some(out);
-        }
-        loop {
+        self.array(|s| {
             let mut kind = None;
             let mut content = None;
-            self.object(|s, key| match key {
+            s.object(|s, key| match key {
                 "type" if kind.is_none() => {
                     kind = Some(s.string()?);
                     Some(())
@@ -180,7 +165,19 @@ impl<'a> Scanner<'a> {
                 }
                 _ => None,
             })?;
-            out.push((kind?, content?));
+            Some((kind?, content?))
+        })
+    }
+
+    /// An array of items read by `item`; `[]` allowed.
+    fn array<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
+        self.expect(b'[')?;
+        let mut out = Vec::new();
+        if self.eat(b']') {
+            return Some(out);
+        }
+        loop {
+            out.push(item(self)?);
             if self.eat(b']') {
                 return Some(out);
             }
