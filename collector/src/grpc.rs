@@ -57,6 +57,13 @@ impl GrpcState {
         status(&e, self.retry_after_secs)
     }
 
+    /// A refusal made before ingest ran (a message that does not decode):
+    /// counted here, as OTLP/HTTP counts it.
+    fn refused(&self, e: IngestError) -> IngestError {
+        self.ingest.count_refusal(&e);
+        e
+    }
+
     /// The caller, from the key in the request's metadata.
     fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
         let presented = request
@@ -94,7 +101,7 @@ impl Export for Traces {
         message: Bytes,
         caller: Caller,
     ) -> Result<Self::Reply, IngestError> {
-        let request = decode::traces_protobuf(&message)?;
+        let request = decode::traces_protobuf(&message).map_err(|e| state.refused(e))?;
         drop(message);
         let outcome = state.ingest.export_traces(request, &caller).await?;
         Ok(outcome.traces_reply())
@@ -113,7 +120,7 @@ impl Export for Logs {
         message: Bytes,
         caller: Caller,
     ) -> Result<Self::Reply, IngestError> {
-        let request = decode::logs_protobuf(&message)?;
+        let request = decode::logs_protobuf(&message).map_err(|e| state.refused(e))?;
         drop(message);
         let outcome = state.ingest.export_logs(request, &caller).await?;
         Ok(outcome.logs_reply())
@@ -216,7 +223,8 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if req.uri().path().strip_prefix('/') != Some(&format!("{}/Export", E::SERVICE)) {
+        let method = req.uri().path().strip_prefix('/');
+        if method.and_then(|m| m.strip_prefix(E::SERVICE)) != Some("/Export") {
             return Box::pin(async {
                 Ok(Status::unimplemented("the only method is Export").into_http())
             });

@@ -359,6 +359,14 @@ async fn each_bad_input_gets_its_status_and_message_and_the_collector_keeps_serv
     // Bytes that are not an export: INVALID_ARGUMENT saying so (not an
     // INTERNAL error); an empty message is an empty export; any other
     // method is UNIMPLEMENTED.
+    let invalid = || async {
+        let (_, m) = status_and_text(c.get(run.http_url("/metrics")).send().await.unwrap()).await;
+        m.lines()
+            .find_map(|l| l.strip_prefix("loupe_collector_requests_invalid_total "))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap()
+    };
+    let before = invalid().await;
     let err = raw_export(
         run.grpc_url(),
         EXPORT_PATH,
@@ -367,6 +375,11 @@ async fn each_bad_input_gets_its_status_and_message_and_the_collector_keeps_serv
     .await
     .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    assert_eq!(
+        invalid().await,
+        before + 1,
+        "counted as invalid, as over HTTP"
+    );
     assert!(
         err.message().contains("ExportTraceServiceRequest"),
         "{}",

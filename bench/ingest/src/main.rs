@@ -446,6 +446,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .collect();
     for (step, &(measured, protocol)) in runs.iter().enumerate() {
         let run = measured.unwrap_or(step);
+        if measured == Some(0) {
+            // The ceiling before the first round.
+            ceilings.push(ceiling(&store, &requests, &args, &prices, now_ns, n).await?);
+        }
         truncate(&store).await?;
         let cfg = collector::CollectorConfig {
             grpc_listen: "127.0.0.1:0".parse()?,
@@ -550,12 +554,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         results.push(r);
         if (run + 1) % args.protocols.len() == 0 {
-            // The ceiling after each round (and before the first): the
-            // host's speed drifts by minutes, so each round is compared with
-            // the mean of the two ceilings that bracket it.
-            if ceilings.is_empty() {
-                ceilings.push(ceiling(&store, &requests, &args, &prices, now_ns, n).await?);
-            }
+            // The ceiling after each round (and before the first, below):
+            // the host's speed drifts by minutes, so each round is compared
+            // with the mean of the two ceilings that bracket it.
             ceilings.push(ceiling(&store, &requests, &args, &prices, now_ns, n).await?);
         }
     }
