@@ -146,8 +146,7 @@ pub fn span_rows_bytes(rows: &[SpanRow]) -> usize {
 
 /// Approximate in-memory size of a span row without its resource's
 /// attributes (for byte limits; see [`span_rows_bytes`]).
-pub fn span_row_bytes(r: &SpanRow) -> usize {
-    let kv = kv_bytes;
+fn span_row_bytes(r: &SpanRow) -> usize {
     let strings = [
         &r.tenant_id,
         &r.trace_id,
@@ -171,7 +170,7 @@ pub fn span_row_bytes(r: &SpanRow) -> usize {
     .iter()
     .map(|s| s.len())
     .sum::<usize>();
-    strings + kv(&r.attributes) + kv(&r.request_params) + 512
+    strings + kv_bytes(&r.attributes) + kv_bytes(&r.request_params) + 512
 }
 
 pub fn evaluation_row_bytes(r: &EvaluationRow) -> usize {

@@ -8,6 +8,8 @@
 
 use std::io::Read;
 
+use bytes::Bytes;
+
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
@@ -53,10 +55,10 @@ impl Encoding {
 /// Undo `Content-Encoding` (none, `identity` or `gzip`), refusing to produce
 /// more than `max_decompressed` bytes.
 pub fn decompress(
-    body: bytes::Bytes,
+    body: Bytes,
     content_encoding: Option<&str>,
     max_decompressed: usize,
-) -> Result<bytes::Bytes, IngestError> {
+) -> Result<Bytes, IngestError> {
     let enc = content_encoding.map(str::trim).unwrap_or("");
     if enc.is_empty() || enc.eq_ignore_ascii_case("identity") {
         if body.len() > max_decompressed {
@@ -88,42 +90,43 @@ pub fn decompress(
     Ok(out.into())
 }
 
-pub fn decode_traces(body: &[u8], enc: Encoding) -> Result<ExportTraceServiceRequest, IngestError> {
+pub fn decode_traces(body: Bytes, enc: Encoding) -> Result<ExportTraceServiceRequest, IngestError> {
     if body.is_empty() {
         return Err(IngestError::EmptyBody);
     }
     match enc {
         Encoding::Protobuf => traces_protobuf(body),
-        Encoding::Json => {
-            schemas::otlp_json::decode_traces(body).map_err(|e| IngestError::BadJson(e.to_string()))
-        }
+        Encoding::Json => schemas::otlp_json::decode_traces(&body)
+            .map_err(|e| IngestError::BadJson(e.to_string())),
     }
 }
 
 /// A protobuf trace export (an OTLP/HTTP body, or a gRPC message, which
-/// may be empty).
-pub fn traces_protobuf(message: &[u8]) -> Result<ExportTraceServiceRequest, IngestError> {
+/// may be empty). From `Bytes`, prost shares each string's bytes until it
+/// copies them into the field (decoding a plain slice cost ~3 M more
+/// instructions for 8,192 spans under callgrind).
+pub fn traces_protobuf(message: Bytes) -> Result<ExportTraceServiceRequest, IngestError> {
     ExportTraceServiceRequest::decode(message).map_err(|e| IngestError::BadProtobuf {
         what: "trace export (ExportTraceServiceRequest)",
         detail: e.to_string(),
     })
 }
 
-pub fn decode_logs(body: &[u8], enc: Encoding) -> Result<ExportLogsServiceRequest, IngestError> {
+pub fn decode_logs(body: Bytes, enc: Encoding) -> Result<ExportLogsServiceRequest, IngestError> {
     if body.is_empty() {
         return Err(IngestError::EmptyBody);
     }
     match enc {
         Encoding::Protobuf => logs_protobuf(body),
         Encoding::Json => {
-            schemas::otlp_json::decode_logs(body).map_err(|e| IngestError::BadJson(e.to_string()))
+            schemas::otlp_json::decode_logs(&body).map_err(|e| IngestError::BadJson(e.to_string()))
         }
     }
 }
 
 /// A protobuf logs export (an OTLP/HTTP body, or a gRPC message, which may
 /// be empty).
-pub fn logs_protobuf(message: &[u8]) -> Result<ExportLogsServiceRequest, IngestError> {
+pub fn logs_protobuf(message: Bytes) -> Result<ExportLogsServiceRequest, IngestError> {
     ExportLogsServiceRequest::decode(message).map_err(|e| IngestError::BadProtobuf {
         what: "logs export (ExportLogsServiceRequest)",
         detail: e.to_string(),
@@ -153,7 +156,7 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn gzip(data: &[u8]) -> bytes::Bytes {
+    fn gzip(data: &[u8]) -> Bytes {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         let _ = enc.write_all(data);
         enc.finish().unwrap_or_default().into()
@@ -207,15 +210,15 @@ mod tests {
     #[test]
     fn empty_garbage_and_bad_utf8_bodies_are_bad_requests() {
         assert_eq!(
-            decode_traces(b"", Encoding::Protobuf),
+            decode_traces(Bytes::new(), Encoding::Protobuf),
             Err(IngestError::EmptyBody)
         );
         assert!(matches!(
-            decode_traces(b"\xff\xff\xff", Encoding::Protobuf),
+            decode_traces(Bytes::from_static(b"\xff\xff\xff"), Encoding::Protobuf),
             Err(IngestError::BadProtobuf { .. })
         ));
         assert!(matches!(
-            decode_traces(b"{\"resourceSpans\":[", Encoding::Json),
+            decode_traces(Bytes::from_static(b"{\"resourceSpans\":["), Encoding::Json),
             Err(IngestError::BadJson(_))
         ));
         // field 1 (resource_spans) → field 2 (scope_spans) → field 2 (spans) → name (5) with invalid UTF-8
@@ -223,7 +226,7 @@ mod tests {
         let span = [&[0x12, name.len() as u8][..], &name].concat();
         let scope = [&[0x12, span.len() as u8][..], &span].concat();
         let rs = [&[0x0a, scope.len() as u8][..], &scope].concat();
-        let err = decode_traces(&rs, Encoding::Protobuf);
+        let err = decode_traces(Bytes::from(rs), Encoding::Protobuf);
         assert!(
             matches!(&err, Err(IngestError::BadProtobuf { detail, .. }) if detail.contains("UTF-8")),
             "{err:?}"

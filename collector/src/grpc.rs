@@ -15,8 +15,12 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use prost::Message;
 use tokio::sync::Semaphore;
 use tonic::codec::{
@@ -76,17 +80,25 @@ impl GrpcState {
     }
 }
 
-/// One OTLP export service: its name and what an export does.
+/// One OTLP export service: its name, its message, and what an export does.
 pub trait Export: Send + Sync + 'static {
     /// The gRPC service name (`package.Service`).
     const SERVICE: &'static str;
+    type Request: Send;
     type Reply: Message + Default + Send + 'static;
-    /// Decodes the message and runs the ingest path.
-    fn export(
+    /// The message decoded as OTLP/HTTP bodies are (`crate::decode`).
+    fn decode(message: Bytes) -> Result<Self::Request, IngestError>;
+    /// The ingest path.
+    fn ingest(
         state: &GrpcState,
-        message: Bytes,
+        request: Self::Request,
         caller: Caller,
     ) -> impl Future<Output = Result<Self::Reply, IngestError>> + Send;
+}
+
+/// The path of a service's `Export` method (`/package.Service/Export`).
+pub fn export_path<E: Export>() -> String {
+    format!("/{}/Export", E::SERVICE)
 }
 
 /// `opentelemetry.proto.collector.trace.v1.TraceService`.
@@ -94,15 +106,18 @@ pub struct Traces;
 
 impl Export for Traces {
     const SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    type Request = ExportTraceServiceRequest;
     type Reply = ExportTraceServiceResponse;
 
-    async fn export(
+    fn decode(message: Bytes) -> Result<Self::Request, IngestError> {
+        decode::traces_protobuf(message)
+    }
+
+    async fn ingest(
         state: &GrpcState,
-        message: Bytes,
+        request: Self::Request,
         caller: Caller,
     ) -> Result<Self::Reply, IngestError> {
-        let request = decode::traces_protobuf(&message).map_err(|e| state.refused(e))?;
-        drop(message);
         let outcome = state.ingest.export_traces(request, &caller).await?;
         Ok(outcome.traces_reply())
     }
@@ -113,21 +128,25 @@ pub struct Logs;
 
 impl Export for Logs {
     const SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    type Request = ExportLogsServiceRequest;
     type Reply = ExportLogsServiceResponse;
 
-    async fn export(
+    fn decode(message: Bytes) -> Result<Self::Request, IngestError> {
+        decode::logs_protobuf(message)
+    }
+
+    async fn ingest(
         state: &GrpcState,
-        message: Bytes,
+        request: Self::Request,
         caller: Caller,
     ) -> Result<Self::Reply, IngestError> {
-        let request = decode::logs_protobuf(&message).map_err(|e| state.refused(e))?;
-        drop(message);
         let outcome = state.ingest.export_logs(request, &caller).await?;
         Ok(outcome.logs_reply())
     }
 }
 
-/// A service's `Export` method: a slot, the caller, then [`Export::export`].
+/// A service's `Export` method: a slot, the caller, the decoded message
+/// (the raw bytes dropped once decoded), then [`Export::ingest`].
 struct Method<E>(Arc<GrpcState>, PhantomData<E>);
 
 impl<E: Export> UnaryService<Bytes> for Method<E> {
@@ -141,8 +160,12 @@ impl<E: Export> UnaryService<Bytes> for Method<E> {
                 return Err(state.busy());
             };
             let caller = state.caller(&request)?;
-            E::export(&state, request.into_inner(), caller)
-                .await
+            let decoded = E::decode(request.into_inner());
+            let reply = match decoded {
+                Ok(req) => E::ingest(&state, req, caller).await,
+                Err(e) => Err(state.refused(e)),
+            };
+            reply
                 .map(Response::new)
                 .map_err(|e| status(&e, state.retry_after_secs))
         })
@@ -194,13 +217,19 @@ pub struct ExportServer<E> {
     _service: PhantomData<E>,
 }
 
-impl<E> Clone for ExportServer<E> {
-    fn clone(&self) -> Self {
+impl<E> ExportServer<E> {
+    fn new(state: Arc<GrpcState>, max_decoding: usize) -> Self {
         Self {
-            state: Arc::clone(&self.state),
-            max_decoding: self.max_decoding,
+            state,
+            max_decoding,
             _service: PhantomData,
         }
+    }
+}
+
+impl<E> Clone for ExportServer<E> {
+    fn clone(&self) -> Self {
+        Self::new(Arc::clone(&self.state), self.max_decoding)
     }
 }
 
@@ -249,15 +278,7 @@ pub fn services(
 ) -> (ExportServer<Traces>, ExportServer<Logs>) {
     let state = Arc::new(state);
     (
-        ExportServer {
-            state: Arc::clone(&state),
-            max_decoding,
-            _service: PhantomData,
-        },
-        ExportServer {
-            state,
-            max_decoding,
-            _service: PhantomData,
-        },
+        ExportServer::new(Arc::clone(&state), max_decoding),
+        ExportServer::new(state, max_decoding),
     )
 }

@@ -164,7 +164,7 @@ async fn accept<'a, R>(
     st: &'a HttpState,
     headers: &HeaderMap,
     body: Body,
-    decode: fn(&[u8], Encoding) -> Result<R, IngestError>,
+    decode: fn(bytes::Bytes, Encoding) -> Result<R, IngestError>,
 ) -> Result<Accepted<'a, R>, Response> {
     let caller = caller(st, headers).map_err(|e| error_response(&e, None, st.retry_after_secs))?;
     let Ok(slot) = st.slots.try_acquire() else {
@@ -173,7 +173,7 @@ async fn accept<'a, R>(
     let (plain, enc) = read_body(st, headers, body)
         .await
         .map_err(|(e, enc)| fail(st, &e, enc))?;
-    let request = decode(&plain, enc).map_err(|e| fail(st, &e, Some(enc)))?;
+    let request = decode(plain, enc).map_err(|e| fail(st, &e, Some(enc)))?;
     Ok(Accepted {
         caller,
         request,

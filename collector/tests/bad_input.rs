@@ -8,6 +8,7 @@ mod common;
 use std::io::Write;
 use std::sync::Arc;
 
+use collector::grpc::{Export, Traces, export_path};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -61,8 +62,6 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     e.write_all(data).unwrap();
     e.finish().unwrap()
 }
-
-const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 /// Sends any bytes as the gRPC message of `path` (what a broken client could
 /// send) and decodes the reply as an export reply.
@@ -369,7 +368,7 @@ async fn each_bad_input_gets_its_status_and_message_and_the_collector_keeps_serv
     let before = invalid().await;
     let err = raw_export(
         run.grpc_url(),
-        EXPORT_PATH,
+        &export_path::<Traces>(),
         b"\xff\xfe garbage \x00".to_vec(),
     )
     .await
@@ -385,11 +384,11 @@ async fn each_bad_input_gets_its_status_and_message_and_the_collector_keeps_serv
         "{}",
         err.message()
     );
-    let empty = raw_export(run.grpc_url(), EXPORT_PATH, Vec::new()).await;
+    let empty = raw_export(run.grpc_url(), &export_path::<Traces>(), Vec::new()).await;
     assert_eq!(empty.expect("an empty export").partial_success, None);
     let err = raw_export(
         run.grpc_url(),
-        "/opentelemetry.proto.collector.trace.v1.TraceService/Other",
+        &format!("/{}/Other", Traces::SERVICE),
         export(vec![]).encode_to_vec(),
     )
     .await

@@ -30,12 +30,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if mode & 4 == 0 {
-        if let Ok(mut req) = decode_traces(&plain, enc) {
+        if let Ok(mut req) = decode_traces(plain.clone(), enc) {
             let _ = collector::limits::screen_traces(&mut req, 256);
             let mut spans = schemas::normalize_traces(req, &NormalizeContext::default());
             schemas::finish_batch(&mut spans, prices());
         }
-    } else if let Ok(mut req) = decode_logs(&plain, enc) {
+    } else if let Ok(mut req) = decode_logs(plain, enc) {
         let _ = collector::limits::screen_logs(&mut req, 256);
         let _ = schemas::content_from_logs(&req);
     }

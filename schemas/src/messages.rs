@@ -140,26 +140,18 @@ impl MessageList<'_> {
             MessageList::Text(v) => v,
         };
         let size: usize = v.iter().map(|m| m.role.len() + m.content.len() + 48).sum();
-        let mut out = String::with_capacity(size + 2);
-        out.push('[');
-        for (i, m) in v.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
+        json_array(v, size, |out, m| {
             out.push_str("{\"role\":");
-            push_json_cow(&mut out, &m.role);
-            if !m.content.is_empty() {
-                out.push_str(",\"content\":");
-                push_json_cow(&mut out, &m.content);
-            }
-            if !m.finish_reason.is_empty() {
-                out.push_str(",\"finish_reason\":");
-                push_json_cow(&mut out, &m.finish_reason);
-            }
+            push_json(out, &m.role, raw(&m.role));
+            push_field(out, "content", &m.content, raw(&m.content));
+            push_field(
+                out,
+                "finish_reason",
+                &m.finish_reason,
+                raw(&m.finish_reason),
+            );
             out.push('}');
-        }
-        out.push(']');
-        out
+        })
     }
 
     /// Every message as a general one.
@@ -171,19 +163,12 @@ impl MessageList<'_> {
     }
 }
 
-/// A text of a [`TextMessage`] as a JSON string: borrowed text is JSON-safe
-/// by that type's invariant and is copied as it is (the `Cow` itself is the
-/// argument: whether it borrows is what matters).
+/// Whether a text of a [`TextMessage`] goes into JSON as it is: borrowed
+/// text is JSON-safe by that type's invariant (the `Cow` is the argument:
+/// whether it borrows is the point).
 #[allow(clippy::ptr_arg)]
-fn push_json_cow(out: &mut String, s: &Cow<'_, str>) {
-    match s {
-        Cow::Borrowed(raw) => {
-            out.push('"');
-            out.push_str(raw);
-            out.push('"');
-        }
-        Cow::Owned(text) => push_json_str(out, text),
-    }
+fn raw(s: &Cow<'_, str>) -> bool {
+    matches!(s, Cow::Borrowed(_))
 }
 
 /// System instructions (`gen_ai.system_instructions`, Anthropic `system`, Responses
@@ -505,15 +490,10 @@ pub fn to_json(messages: &[Message]) -> String {
         .iter()
         .map(|m| m.role.len() + m.content.len() + m.reasoning.len() + 48)
         .sum();
-    let mut out = String::with_capacity(size + 2);
-    out.push('[');
-    for (i, m) in messages.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
+    json_array(messages, size, |out, m| {
         out.push_str("{\"role\":");
-        push_json_str(&mut out, &m.role);
-        push_field(&mut out, "content", &m.content);
+        push_json_str(out, &m.role);
+        push_field(out, "content", &m.content, false);
         if !m.tool_calls.is_empty() {
             out.push_str(",\"tool_calls\":[");
             for (j, c) in m.tool_calls.iter().enumerate() {
@@ -523,32 +503,56 @@ pub fn to_json(messages: &[Message]) -> String {
                 out.push('{');
                 if !c.id.is_empty() {
                     out.push_str("\"id\":");
-                    push_json_str(&mut out, &c.id);
+                    push_json_str(out, &c.id);
                     out.push(',');
                 }
                 out.push_str("\"name\":");
-                push_json_str(&mut out, &c.name);
-                push_field(&mut out, "arguments", &c.arguments);
+                push_json_str(out, &c.name);
+                push_field(out, "arguments", &c.arguments, false);
                 out.push('}');
             }
             out.push(']');
         }
-        push_field(&mut out, "tool_call_id", &m.tool_call_id);
-        push_field(&mut out, "finish_reason", &m.finish_reason);
-        push_field(&mut out, "reasoning", &m.reasoning);
+        push_field(out, "tool_call_id", &m.tool_call_id, false);
+        push_field(out, "finish_reason", &m.finish_reason, false);
+        push_field(out, "reasoning", &m.reasoning, false);
         out.push('}');
+    })
+}
+
+/// `[item,item,...]`, each item written by `write` (`size`: a capacity hint).
+fn json_array<T>(items: &[T], size: usize, mut write: impl FnMut(&mut String, &T)) -> String {
+    let mut out = String::with_capacity(size + 2);
+    out.push('[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write(&mut out, item);
     }
     out.push(']');
     out
 }
 
-/// `,"name":"value"`, or nothing when `value` is empty.
-fn push_field(out: &mut String, name: &str, value: &str) {
+/// `,"name":"value"`, or nothing when `value` is empty (see [`push_json`]).
+fn push_field(out: &mut String, name: &str, value: &str, raw: bool) {
     if !value.is_empty() {
         out.push_str(",\"");
         out.push_str(name);
         out.push_str("\":");
-        push_json_str(out, value);
+        push_json(out, value, raw);
+    }
+}
+
+/// `s` as a JSON string: copied between quotes when `raw` (text known to
+/// need no escape), else escaped.
+fn push_json(out: &mut String, s: &str, raw: bool) {
+    if raw {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        push_json_str(out, s);
     }
 }
 

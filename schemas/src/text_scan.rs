@@ -129,17 +129,15 @@ impl<'a> Scanner<'a> {
         let mut parts = None;
         let mut finish_reason: Option<Option<Cow<'a, str>>> = None;
         self.object(|s, key| match key {
-            "role" if role.is_none() => {
-                role = Some(s.string()?);
-                Some(())
-            }
-            "parts" if parts.is_none() => {
-                parts = Some(s.parts()?);
-                Some(())
-            }
-            "finish_reason" if finish_reason.is_none() => {
-                finish_reason = Some(if s.null() { None } else { Some(s.string()?) });
-                Some(())
+            "role" => fill(&mut role, s.string()),
+            "parts" => fill(&mut parts, s.parts()),
+            "finish_reason" => {
+                let reason = if s.null() {
+                    Some(None)
+                } else {
+                    s.string().map(Some)
+                };
+                fill(&mut finish_reason, reason)
             }
             _ => None,
         })?;
@@ -155,14 +153,8 @@ impl<'a> Scanner<'a> {
             let mut kind = None;
             let mut content = None;
             s.object(|s, key| match key {
-                "type" if kind.is_none() => {
-                    kind = Some(s.string()?);
-                    Some(())
-                }
-                "content" if content.is_none() => {
-                    content = Some(s.string()?);
-                    Some(())
-                }
+                "type" => fill(&mut kind, s.string()),
+                "content" => fill(&mut content, s.string()),
                 _ => None,
             })?;
             Some((kind?, content?))
@@ -196,6 +188,16 @@ impl<'a> Scanner<'a> {
             false
         }
     }
+}
+
+/// An object member's value into its slot; `None` (refused) for a value
+/// that did not read or a key given twice.
+fn fill<T>(slot: &mut Option<T>, value: Option<T>) -> Option<()> {
+    if slot.is_some() {
+        return None;
+    }
+    *slot = Some(value?);
+    Some(())
 }
 
 /// Whether any byte is a control character (below 0x20), eight at a time.

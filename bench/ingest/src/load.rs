@@ -138,9 +138,11 @@ async fn grpc_worker(
         .http2_only(true)
         .pool_max_idle_per_host(1)
         .build_http::<Full<Bytes>>();
-    let uri: hyper::Uri =
-        format!("http://{addr}/opentelemetry.proto.collector.trace.v1.TraceService/Export")
-            .parse()?;
+    let uri: hyper::Uri = format!(
+        "http://{addr}{}",
+        collector::grpc::export_path::<collector::grpc::Traces>()
+    )
+    .parse()?;
     let mut out = LoadResult::default();
     loop {
         let i = next.fetch_add(1, Relaxed);

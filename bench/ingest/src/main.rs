@@ -33,8 +33,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use load::Protocol;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use prost::Message;
 use schemas::pricing::PriceTable;
 use store::rows::{Retention, SpanRow, tables};
 use store::{EmbeddedConfig, Store, StoreConfig};
@@ -290,9 +288,8 @@ fn normalize_only(requests: &[bytes::Bytes], rounds: u32, n: u64) -> anyhow::Res
     let mut rows = 0usize;
     for _ in 0..rounds {
         for r in requests {
-            let req = ExportTraceServiceRequest::decode(r.clone())?;
-            let mut spans = schemas::normalize_traces(req, &ctx);
-            schemas::finish_batch(&mut spans, &prices);
+            let req = collector::decode::traces_protobuf(r.clone())?;
+            let mut spans = schemas::process_batch(req, None, &ctx, &prices);
             for s in spans.iter_mut() {
                 redactors.redact_span(s);
             }
@@ -329,7 +326,7 @@ async fn ceiling(
     let ingested_at_ms = i64::try_from(now_ns / 1_000_000)?;
     let mut rows = Vec::with_capacity(usize::try_from(n)?);
     for r in requests {
-        let req = ExportTraceServiceRequest::decode(r.clone())?;
+        let req = collector::decode::traces_protobuf(r.clone())?;
         for s in schemas::process_batch(req, None, &ctx, prices) {
             rows.push(SpanRow::from_owned(s, Retention::default(), ingested_at_ms));
         }

@@ -251,7 +251,7 @@ impl PriceTable {
         model: &str,
         at_unix_nano: u64,
     ) -> Option<&PriceEntry> {
-        let day = (at_unix_nano > 0).then_some((at_unix_nano / 1_000_000_000 / 86_400) as i64);
+        let day = lookup_day(at_unix_nano);
         for key in model_keys(model) {
             let candidates: Vec<&PriceEntry> = self
                 .by_model
@@ -300,8 +300,7 @@ impl PriceTable {
         model: &str,
         at_unix_nano: u64,
     ) -> Option<&'t PriceEntry> {
-        // As `lookup` reads it: 0 means "now", any other time its day.
-        let day = (at_unix_nano > 0).then_some(at_unix_nano / 1_000_000_000 / 86_400);
+        let day = lookup_day(at_unix_nano);
         let hit = memo.seen.iter().find(|(k, _)| {
             k.day == day && k.model == model && k.provider == provider && k.tenant == tenant
         });
@@ -422,7 +421,13 @@ struct MemoKey {
     tenant: String,
     provider: String,
     model: String,
-    day: Option<u64>,
+    day: Option<i64>,
+}
+
+/// The day whose prices a lookup at `at_unix_nano` reads: `None` (the
+/// latest) for time 0, "now".
+fn lookup_day(at_unix_nano: u64) -> Option<i64> {
+    (at_unix_nano > 0).then_some((at_unix_nano / 1_000_000_000 / 86_400) as i64)
 }
 
 fn index_by_model(entries: &[PriceEntry]) -> HashMap<String, Vec<usize>> {
